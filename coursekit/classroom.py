@@ -1,0 +1,66 @@
+"""The setup cell of every lesson: one call that readies Spark and the MLflow store."""
+
+from __future__ import annotations
+
+import logging
+import platform
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import mlflow
+
+from coursekit.errors import CourseSetupError
+from coursekit.settings import Settings, load_settings
+from coursekit.spark import get_spark
+from coursekit.tracking import configure_tracking, ensure_experiment, ui_command
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Classroom:
+    """What a lesson needs after setup: Spark, the store, and the lesson's experiment."""
+
+    spark: SparkSession
+    experiment_name: str
+    tracking_uri: str
+    settings: Settings
+
+
+def _show_setup_error(shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: Any = None) -> None:
+    # One line a learner can act on, instead of a Java or Python traceback.
+    print(f"⚠️  {value}")  # noqa: T201
+
+
+def install_friendly_errors() -> None:
+    """In Jupyter, show :class:`CourseSetupError` as one line instead of a traceback."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover
+        return
+    shell = get_ipython()
+    if shell is not None:
+        shell.set_custom_exc((CourseSetupError,), _show_setup_error)
+
+
+def start(experiment_name: str) -> Classroom:
+    """Start local Spark, point MLflow at the course store, create the lesson's experiment.
+
+    Prints the versions, the tracking URI and how to open the MLflow UI.
+    """
+    install_friendly_errors()
+    settings = load_settings()
+    tracking_uri = configure_tracking(settings)
+    ensure_experiment(experiment_name, settings)
+    spark = get_spark(settings)
+    engine = settings.spark_remote or settings.spark_master
+    print(  # noqa: T201 - the setup cell reports to the learner
+        f"Spark {spark.version} ({engine}) · MLflow {mlflow.__version__} · Python {platform.python_version()}\n"
+        f"Tracking URI: {tracking_uri}\n"
+        f"Experiment:   {experiment_name}\n"
+        f"MLflow UI:    in a terminal run `{ui_command(settings)}`, then open http://127.0.0.1:5000"
+    )
+    return Classroom(spark=spark, experiment_name=experiment_name, tracking_uri=tracking_uri, settings=settings)

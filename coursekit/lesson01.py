@@ -1,0 +1,269 @@
+"""Checks for lesson 1, "Log your first run".
+
+Each check reads the learner's real MLflow store: the latest run with the
+exercise's run name in the lesson's experiment.
+"""
+
+from __future__ import annotations
+
+import math
+
+from mlflow.entities import Run, RunStatus
+from mlflow.tracking import MlflowClient
+
+from coursekit.checks import CheckResult, Exercise, correct, incorrect, is_blank, not_attempted
+from coursekit.store import artifact_paths, best_run_by_metric, find_latest_run, similar_keys, user_tags
+
+EXPERIMENT = "lesson-01-first-run"
+PARAMS_RUN = "ex1-params"
+TAGS_RUN = "ex2-tags"
+METRIC_RUN = "ex3-auc"
+MODEL_RUN = "ex5-model"
+MODEL_PATH = "rf_model"
+
+
+def _missing_run(run_name: str) -> CheckResult:
+    return not_attempted(
+        f"No run named '{run_name}' in experiment '{EXPERIMENT}' yet: run the exercise cell "
+        f'(it starts one with mlflow.start_run(run_name="{run_name}")).'
+    )
+
+
+def _unfinished(run: Run) -> CheckResult | None:
+    status = run.info.status
+    if status == RunStatus.to_string(RunStatus.FINISHED):
+        return None
+    if status == RunStatus.to_string(RunStatus.RUNNING):
+        return incorrect(
+            f"Run '{run.info.run_name}' is still RUNNING: open it with `with mlflow.start_run(...)` "
+            "so it ends by itself, or call mlflow.end_run() once you are done logging."
+        )
+    return incorrect(f"Run '{run.info.run_name}' ended as {status}, not FINISHED: fix the error it hit and run the cell again.")
+
+
+def _missing_key(kind: str, wanted: str, present: dict[str, str]) -> CheckResult:
+    near = similar_keys(wanted, present)
+    if near:
+        return incorrect(
+            f"Found {kind} {near[0]!r}, but the exercise asks for {wanted!r}: MLflow keys are "
+            "case-sensitive and exact, so these are two different keys."
+        )
+    how = {"param": "mlflow.log_param", "tag": "mlflow.set_tag", "metric": "mlflow.log_metric"}[kind]
+    return incorrect(f"{kind.capitalize()} {wanted!r} is missing from the run: log it with {how}.")
+
+
+class LogParams(Exercise):
+    """q1: log ``model_type`` with log_param and the tree settings with log_params."""
+
+    key = "q1"
+    title = "Log parameters"
+    hints = (
+        'Inside `with mlflow.start_run(run_name="ex1-params"):`, call mlflow.log_param once and mlflow.log_params once.',
+        'mlflow.log_param("model_type", "RandomForest") logs one key; mlflow.log_params({...}) takes a dict.',
+        "The dict holds the two tree settings under the names Spark uses: numTrees and maxDepth.",
+    )
+    solution_code = """
+with mlflow.start_run(run_name="ex1-params"):
+    mlflow.log_param("model_type", "RandomForest")
+    mlflow.log_params({"numTrees": NUM_TREES, "maxDepth": MAX_DEPTH})
+"""
+
+    def evaluate(self) -> CheckResult:
+        run = find_latest_run(EXPERIMENT, PARAMS_RUN)
+        if run is None:
+            return _missing_run(PARAMS_RUN)
+        params = run.data.params
+        if not params:
+            return not_attempted(f"Run '{PARAMS_RUN}' exists but has no params yet: fill in the blanks and run the cell again.")
+        unfinished = _unfinished(run)
+        if unfinished:
+            return unfinished
+        for name in ("model_type", "numTrees", "maxDepth"):
+            if name not in params:
+                return _missing_key("param", name, params)
+        if params["model_type"] != "RandomForest":
+            return incorrect(
+                f"Param model_type is {params['model_type']!r}; use the Spark estimator's name, "
+                "spelled exactly as its class: RandomForest."
+            )
+        for name in ("numTrees", "maxDepth"):
+            if not params[name].isdigit():
+                return incorrect(f"Param {name} is {params[name]!r}; log the whole number you would pass to Spark.")
+        return correct("MLflow stores every param as a string, so numTrees comes back as text.")
+
+
+class SetTags(Exercise):
+    """q2: tag a run with ``env`` and ``user``."""
+
+    key = "q2"
+    title = "Tag a run"
+    hints = (
+        "Tags are labels for finding runs later; they are set with mlflow.set_tag or mlflow.set_tags, not log_param.",
+        'mlflow.set_tags({"env": "dev", "user": LEARNER}) sets both at once.',
+    )
+    solution_code = """
+with mlflow.start_run(run_name="ex2-tags"):
+    mlflow.set_tags({"env": "dev", "user": LEARNER})
+"""
+
+    def evaluate(self) -> CheckResult:
+        run = find_latest_run(EXPERIMENT, TAGS_RUN)
+        if run is None:
+            return _missing_run(TAGS_RUN)
+        tags = user_tags(run)
+        params = run.data.params
+        if not tags and not params:
+            return not_attempted(f"Run '{TAGS_RUN}' exists but has no tags yet: fill in the blanks and run the cell again.")
+        unfinished = _unfinished(run)
+        if unfinished:
+            return unfinished
+        for name in ("env", "user"):
+            if name not in tags:
+                if name in params:
+                    return incorrect(
+                        f"{name!r} was logged as a param. Params describe the model; labels like {name!r} "
+                        "are tags: use mlflow.set_tag or mlflow.set_tags."
+                    )
+                return _missing_key("tag", name, tags)
+        if tags["env"] != "dev":
+            return incorrect(f"Tag env is {tags['env']!r}; this exercise runs in the 'dev' environment.")
+        if not tags["user"].strip() or tags["user"] == "____":
+            return incorrect("Tag user is empty: set it to your name (the LEARNER parameter).")
+        return correct("In the MLflow UI you can now filter with tags.env = 'dev'.")
+
+
+class LogAuc(Exercise):
+    """q3: train the pipeline, evaluate it, and log ``AUC``."""
+
+    key = "q3"
+    title = "Train, evaluate and log AUC"
+    hints = (
+        "Log the two tree params, fit the pipeline on `train`, score `test`, and log the evaluator's number.",
+        'auc = evaluator.evaluate(model.transform(test)), then mlflow.log_metric("AUC", auc).',
+        "The metric name is exactly AUC (capital letters), the name the next lessons search for.",
+    )
+    solution_code = """
+with mlflow.start_run(run_name="ex3-auc"):
+    mlflow.log_params({"model_type": "RandomForest", "numTrees": NUM_TREES, "maxDepth": MAX_DEPTH})
+    model = pipeline.fit(train)
+    auc = evaluator.evaluate(model.transform(test))
+    mlflow.log_metric("AUC", auc)
+"""
+
+    def evaluate(self) -> CheckResult:
+        run = find_latest_run(EXPERIMENT, METRIC_RUN)
+        if run is None:
+            return _missing_run(METRIC_RUN)
+        metrics = run.data.metrics
+        params = run.data.params
+        if not metrics and not params:
+            return not_attempted(f"Run '{METRIC_RUN}' exists but logs nothing yet: fill in the blanks and run the cell again.")
+        unfinished = _unfinished(run)
+        if unfinished:
+            return unfinished
+        if "AUC" not in metrics:
+            if "AUC" in params:
+                return incorrect("AUC was logged as a param: results go in metrics, with mlflow.log_metric.")
+            return _missing_key("metric", "AUC", {k: str(v) for k, v in metrics.items()})
+        auc = metrics["AUC"]
+        if not math.isfinite(auc) or not 0.0 <= auc <= 1.0:
+            return incorrect(f"AUC is {auc}, outside 0…1: log the number the evaluator returns, unchanged.")
+        if auc < 0.5:
+            return incorrect(
+                f"AUC is {auc:.3f}, worse than a coin toss (0.5): check that the evaluator's labelCol is the "
+                "label column and that you scored model.transform(test)."
+            )
+        for name in ("numTrees", "maxDepth"):
+            if name not in params:
+                return incorrect(
+                    f"AUC is logged, but param {name!r} is missing: without it you cannot tell later which settings gave this AUC."
+                )
+        return correct(f"AUC = {auc:.3f} is now searchable: metrics.AUC > 0.8 finds this run.")
+
+
+class FindBestRun(Exercise):
+    """q4: use ``mlflow.search_runs`` to find the run with the highest AUC."""
+
+    key = "q4"
+    title = "Find the best run"
+    hints = (
+        "mlflow.search_runs returns a pandas DataFrame with one row per run and a column metrics.AUC.",
+        'Pass experiment_names=[EXPERIMENT], order_by=["metrics.AUC DESC"] and max_results=1, then read the run_id column.',
+    )
+    solution_code = """
+best = mlflow.search_runs(
+    experiment_names=[EXPERIMENT], order_by=["metrics.AUC DESC"], max_results=1
+)
+best_run_id = best.loc[0, "run_id"]
+"""
+
+    def evaluate(self, best_run_id: object = None) -> CheckResult:
+        if is_blank(best_run_id):
+            return not_attempted("best_run_id is still blank: set it to the run_id of the run with the highest AUC.")
+        if not isinstance(best_run_id, str):
+            return incorrect(
+                f"best_run_id is a {type(best_run_id).__name__}, not a string: take one value from the "
+                "run_id column, for example best.loc[0, 'run_id']."
+            )
+        client = MlflowClient()
+        try:
+            run = client.get_run(best_run_id)
+        except Exception:  # noqa: BLE001 - any lookup failure means the id is not a run
+            return incorrect(f"No run has the id {best_run_id!r}: copy it from the run_id column of search_runs.")
+        experiment = client.get_experiment_by_name(EXPERIMENT)
+        if experiment is None or run.info.experiment_id != experiment.experiment_id:
+            return incorrect(f"That run belongs to another experiment: search only experiment_names=[{EXPERIMENT!r}].")
+        best = best_run_by_metric(EXPERIMENT, "AUC", client)
+        if "AUC" not in run.data.metrics or best is None:
+            return incorrect("That run has no AUC metric: order by metrics.AUC DESC so runs with an AUC come first.")
+        auc, top = run.data.metrics["AUC"], best.data.metrics["AUC"]
+        if auc < top - 1e-9:
+            return incorrect(
+                f"That run's AUC is {auc:.3f}, but another run in the experiment reaches {top:.3f}: sort by "
+                "metrics.AUC in descending order."
+            )
+        return correct(f"The best run so far has AUC {top:.3f}.")
+
+
+class LogModel(Exercise):
+    """q5: log the fitted pipeline with the Spark flavour under ``rf_model``."""
+
+    key = "q5"
+    title = "Log the Spark model"
+    hints = (
+        'mlflow.spark.log_model(model, "rf_model", pip_requirements=PIP_REQUIREMENTS): the second argument is the artifact path.',
+        "Pass pip_requirements explicitly: otherwise MLflow starts a second Spark in a subprocess to guess them (~15 s).",
+    )
+    solution_code = """
+with mlflow.start_run(run_name="ex5-model"):
+    mlflow.log_metric("AUC", evaluator.evaluate(model.transform(test)))
+    mlflow.spark.log_model(model, "rf_model", pip_requirements=PIP_REQUIREMENTS)
+"""
+
+    def evaluate(self) -> CheckResult:
+        run = find_latest_run(EXPERIMENT, MODEL_RUN)
+        if run is None:
+            return _missing_run(MODEL_RUN)
+        unfinished = _unfinished(run)
+        files = artifact_paths(run.info.run_id)
+        if not files and not run.data.metrics:
+            return not_attempted(f"Run '{MODEL_RUN}' exists but has no model yet: fill in the blanks and run the cell again.")
+        if unfinished:
+            return unfinished
+        if f"{MODEL_PATH}/MLmodel" not in files:
+            others = sorted({f.rsplit("/", 1)[0] for f in files if f.endswith("/MLmodel")})
+            if others:
+                return incorrect(f"A model was logged under {others[0]!r}; the exercise asks for the artifact path {MODEL_PATH!r}.")
+            return incorrect(f"No model under {MODEL_PATH!r} in this run: call mlflow.spark.log_model(model, {MODEL_PATH!r}, ...).")
+        if not any(f.startswith(f"{MODEL_PATH}/sparkml/") for f in files):
+            return incorrect(f"{MODEL_PATH!r} is not a Spark model: log it with mlflow.spark.log_model, not another flavour.")
+        if "AUC" not in run.data.metrics:
+            return incorrect("The model is logged, but the run has no AUC metric: log it next to the model so runs can be compared.")
+        return correct("The model, its MLmodel file and its requirements are stored with the run.")
+
+
+q1 = LogParams()
+q2 = SetTags()
+q3 = LogAuc()
+q4 = FindBestRun()
+q5 = LogModel()

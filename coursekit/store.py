@@ -1,0 +1,64 @@
+"""Read-only questions the checks ask of the MLflow store."""
+
+from __future__ import annotations
+
+from mlflow.entities import Run
+from mlflow.tracking import MlflowClient
+
+
+def find_latest_run(experiment_name: str, run_name: str, client: MlflowClient | None = None) -> Run | None:
+    """The most recently started run called ``run_name`` in ``experiment_name``, or None."""
+    client = client or MlflowClient()
+    experiment = client.get_experiment_by_name(experiment_name)
+    if experiment is None:
+        return None
+    escaped = run_name.replace("'", "\\'")
+    runs = client.search_runs(
+        [experiment.experiment_id],
+        filter_string=f"attributes.run_name = '{escaped}'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    return runs[0] if runs else None
+
+
+def best_run_by_metric(experiment_name: str, metric: str, client: MlflowClient | None = None) -> Run | None:
+    """The finished run with the highest ``metric`` in the experiment, or None."""
+    client = client or MlflowClient()
+    experiment = client.get_experiment_by_name(experiment_name)
+    if experiment is None:
+        return None
+    runs = client.search_runs(
+        [experiment.experiment_id],
+        filter_string=f"metrics.`{metric}` >= 0",
+        order_by=[f"metrics.`{metric}` DESC"],
+        max_results=1,
+    )
+    return runs[0] if runs else None
+
+
+def user_tags(run: Run) -> dict[str, str]:
+    """The run's tags without MLflow's own ``mlflow.*`` system tags."""
+    return {k: v for k, v in run.data.tags.items() if not k.startswith("mlflow.")}
+
+
+def artifact_paths(run_id: str, client: MlflowClient | None = None, path: str | None = None) -> list[str]:
+    """All artifact file paths under ``path`` of a run, recursively."""
+    client = client or MlflowClient()
+    found: list[str] = []
+    for item in client.list_artifacts(run_id, path):
+        if item.is_dir:
+            found.extend(artifact_paths(run_id, client, item.path))
+        else:
+            found.append(item.path)
+    return found
+
+
+def similar_keys(wanted: str, present: list[str] | set[str] | dict[str, object]) -> list[str]:
+    """Keys that look like ``wanted`` but differ in case, separators or spelling of AUC."""
+
+    def squash(text: str) -> str:
+        return "".join(ch for ch in text.lower() if ch.isalnum())
+
+    target = squash(wanted)
+    return sorted(k for k in present if k != wanted and squash(k) == target)
