@@ -11,7 +11,7 @@ import math
 from mlflow.entities import Run, RunStatus
 from mlflow.tracking import MlflowClient
 
-from coursekit.checks import CheckResult, Exercise, correct, incorrect, is_blank, not_attempted
+from coursekit.checks import BLANK, CheckResult, Exercise, correct, incorrect, is_blank, not_attempted
 from coursekit.store import artifact_paths, best_run_by_metric, find_latest_run, similar_keys, user_tags
 
 EXPERIMENT = "lesson-01-first-run"
@@ -39,6 +39,11 @@ def _unfinished(run: Run) -> CheckResult | None:
             "so it ends by itself, or call mlflow.end_run() once you are done logging."
         )
     return incorrect(f"Run '{run.info.run_name}' ended as {status}, not FINISHED: fix the error it hit and run the cell again.")
+
+
+def _blank_keys(values: dict[str, str]) -> list[str]:
+    """Keys whose value is still the starter's ``____`` placeholder."""
+    return sorted(k for k, v in values.items() if v.strip() == repr(BLANK) or k == repr(BLANK))
 
 
 def _missing_key(kind: str, wanted: str, present: dict[str, str]) -> CheckResult:
@@ -75,6 +80,9 @@ with mlflow.start_run(run_name="ex1-params"):
         params = run.data.params
         if not params:
             return not_attempted(f"Run '{PARAMS_RUN}' exists but has no params yet: fill in the blanks and run the cell again.")
+        blanks = _blank_keys(params)
+        if blanks:
+            return not_attempted(f"Param {blanks[0]!r} is still the blank ____: replace every ____ and run the cell again.")
         unfinished = _unfinished(run)
         if unfinished:
             return unfinished
@@ -114,6 +122,9 @@ with mlflow.start_run(run_name="ex2-tags"):
         params = run.data.params
         if not tags and not params:
             return not_attempted(f"Run '{TAGS_RUN}' exists but has no tags yet: fill in the blanks and run the cell again.")
+        blanks = _blank_keys({**params, **tags})
+        if blanks:
+            return not_attempted(f"{blanks[0]!r} is still the blank ____: replace every ____ and run the cell again.")
         unfinished = _unfinished(run)
         if unfinished:
             return unfinished
@@ -156,14 +167,14 @@ with mlflow.start_run(run_name="ex3-auc"):
             return _missing_run(METRIC_RUN)
         metrics = run.data.metrics
         params = run.data.params
-        if not metrics and not params:
-            return not_attempted(f"Run '{METRIC_RUN}' exists but logs nothing yet: fill in the blanks and run the cell again.")
+        if "AUC" in params and "AUC" not in metrics:
+            return incorrect("AUC was logged as a param: results go in metrics, with mlflow.log_metric.")
+        if not metrics:
+            return not_attempted(f"Run '{METRIC_RUN}' has no metric yet: un-comment the lines, fill in the blanks and run the cell again.")
         unfinished = _unfinished(run)
         if unfinished:
             return unfinished
         if "AUC" not in metrics:
-            if "AUC" in params:
-                return incorrect("AUC was logged as a param: results go in metrics, with mlflow.log_metric.")
             return _missing_key("metric", "AUC", {k: str(v) for k, v in metrics.items()})
         auc = metrics["AUC"]
         if not math.isfinite(auc) or not 0.0 <= auc <= 1.0:
@@ -178,7 +189,7 @@ with mlflow.start_run(run_name="ex3-auc"):
                 return incorrect(
                     f"AUC is logged, but param {name!r} is missing: without it you cannot tell later which settings gave this AUC."
                 )
-        return correct(f"AUC = {auc:.3f} is now searchable: metrics.AUC > 0.8 finds this run.")
+        return correct(f"AUC = {auc:.3f} is now searchable: metrics.AUC > {math.floor(auc * 20) / 20:.2f} finds this run.")
 
 
 class FindBestRun(Exercise):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -41,6 +43,31 @@ def local_conf(settings: Settings) -> dict[str, str]:
     }
 
 
+@contextlib.contextmanager
+def _jvm_stderr_to(log_file: Path) -> Iterator[None]:
+    """Send the stderr of a JVM started inside the block to ``log_file``.
+
+    The JVM inherits file descriptor 2, which Jupyter shows in the notebook:
+    Java's start-up warnings would clutter the setup cell's output forever.
+    Python's own ``sys.stderr`` is restored when the block ends.
+    """
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with log_file.open("ab") as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def driver_log(settings: Settings) -> Path:
+    """Where the local Spark driver writes its own log (Java warnings, log4j errors)."""
+    return settings.data_dir / "spark" / "driver.log"
+
+
 def get_spark(settings: Settings | None = None) -> SparkSession:
     """Return the course's SparkSession, starting it on first use.
 
@@ -64,7 +91,8 @@ def get_spark(settings: Settings | None = None) -> SparkSession:
     builder = SparkSession.builder.master(settings.spark_master).appName(APP_NAME)
     for key, value in local_conf(settings).items():
         builder = builder.config(key, value)
-    spark = builder.getOrCreate()
+    with _jvm_stderr_to(driver_log(settings)):
+        spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     log.info("Spark %s running on %s", spark.version, settings.spark_master)
     return spark

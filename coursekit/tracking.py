@@ -23,6 +23,14 @@ def configure_tracking(settings: Settings | None = None) -> str:
     settings = settings or load_settings()
     settings.artifact_root.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(settings.tracking_uri)
+    # Creating the SQLite tables logs two INFO lines per new store; they mean nothing to a learner.
+    db_logger = logging.getLogger("mlflow.store.db.utils")
+    previous = db_logger.level
+    db_logger.setLevel(logging.WARNING)
+    try:
+        MlflowClient(tracking_uri=settings.tracking_uri).search_experiments(max_results=1)
+    finally:
+        db_logger.setLevel(previous)
     return settings.tracking_uri
 
 
