@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Set up everything the course needs, idempotently: checks Java, creates .venv,
+# installs the pinned packages and the course helper, registers the Jupyter kernel.
+# Re-running is fast: packages are reinstalled only when requirements.txt changes.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${COURSE_VENV:-$ROOT/.venv}"
+PYTHON="${PYTHON:-python3}"
+KERNEL_NAME="mlflow-spark-course"
+KERNEL_DISPLAY="MLflow + Spark course"
+
+say() { printf '%s\n' "$*"; }
+fail() { printf 'ERROR: %s\n' "$*" >&2; exit 1; }
+
+command -v "$PYTHON" >/dev/null 2>&1 || fail "Python 3.11+ is needed but '$PYTHON' is not on PATH: install Python 3.11 (or set PYTHON=/path/to/python3.11)."
+"$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+  || fail "Python 3.11+ is needed, found $("$PYTHON" -V 2>&1): install Python 3.11 (or set PYTHON=/path/to/python3.11)."
+
+# Java first: without it nothing else matters. The check prints one line on failure.
+PYTHONPATH="$ROOT" "$PYTHON" -m coursekit.java >/dev/null || exit 1
+
+if [ ! -x "$VENV/bin/python" ]; then
+  say "Creating virtual environment in $VENV"
+  "$PYTHON" -m venv "$VENV"
+fi
+
+stamp="$VENV/.course-installed"
+want="$(cat "$ROOT/requirements.txt" "$ROOT/pyproject.toml" | sha256sum | cut -d' ' -f1)"
+if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
+  say "Installing pinned packages (first run takes a few minutes)"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$ROOT/requirements.txt"
+  # The course helper is used in place (like an editable install, without a build step).
+  site="$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+  echo "$ROOT" > "$site/coursekit-course.pth"
+  echo "$want" > "$stamp"
+fi
+
+"$VENV/bin/python" -m ipykernel install --sys-prefix --name "$KERNEL_NAME" --display-name "$KERNEL_DISPLAY" >/dev/null
+mkdir -p "${COURSE_DATA_DIR:-$ROOT/.course-data}"
+say "Setup complete: kernel '$KERNEL_DISPLAY' in $VENV"

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Set everything up, then run the whole test suite: unit tests, notebook execution
+# (papermill), stored-output validation (nbval) and the lessons-in-sync check.
+# Extra arguments go to pytest, e.g. `bash scripts/test.sh -k lesson01`.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${COURSE_VENV:-$ROOT/.venv}"
+
+bash "$ROOT/scripts/setup.sh"
+
+cd "$ROOT"
+# Every test run gets its own MLflow store and Spark scratch space.
+COURSE_DATA_DIR="$(mktemp -d -t course-test-XXXXXX)"
+export COURSE_DATA_DIR
+trap 'rm -rf "$COURSE_DATA_DIR"' EXIT
+unset MLFLOW_TRACKING_URI SPARK_REMOTE
+
+exec "$VENV/bin/python" -m pytest tests solutions \
+  --nbval-lax \
+  --nbval-kernel-name mlflow-spark-course \
+  --nbval-sanitize-with tests/nbval_sanitize.cfg \
+  -p no:cacheprovider "$@"

@@ -1,0 +1,67 @@
+"""Run notebooks with papermill and read what they produced (used by the notebook tests)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import papermill
+
+from coursekit.checks import CHECK_MIMETYPE
+from coursekit.generate import KERNEL_NAME
+
+REPO = Path(__file__).resolve().parent.parent
+SOLUTIONS = sorted((REPO / "solutions").glob("[0-9][0-9]_*.ipynb"))
+LESSONS = sorted((REPO / "lessons").glob("[0-9][0-9]_*.ipynb"))
+
+# CI shrinks the work through each notebook's `parameters` cell.
+FAST_PARAMETERS: dict[str, dict[str, Any]] = {
+    "01_first_run": {"NUM_TREES": 10, "MAX_DEPTH": 4, "LEARNER": "ci"},
+}
+
+
+def run_notebook(source: Path, output: Path, data_dir: Path, parameters: dict[str, Any] | None = None) -> nbformat.NotebookNode:
+    """Execute ``source`` with papermill in a fresh course kernel against the store in ``data_dir``.
+
+    Errors do not raise: the executed notebook (with any error outputs) is returned for inspection.
+    """
+    env_before = os.environ.get("COURSE_DATA_DIR")
+    os.environ["COURSE_DATA_DIR"] = str(data_dir)
+    try:
+        papermill.execute_notebook(
+            str(source), str(output), parameters=parameters or {}, kernel_name=KERNEL_NAME,
+            cwd=str(source.parent), progress_bar=False, log_output=False, execution_timeout=600,
+            raise_on_execution_error=False,
+        )
+    finally:
+        if env_before is None:
+            os.environ.pop("COURSE_DATA_DIR", None)
+        else:
+            os.environ["COURSE_DATA_DIR"] = env_before
+    return nbformat.read(output, as_version=4)
+
+
+def error_outputs(nb: nbformat.NotebookNode) -> list[str]:
+    """``ename: evalue`` of every error output in an executed notebook."""
+    return [
+        f"{out.get('ename')}: {out.get('evalue')}"
+        for cell in nb.cells if cell.cell_type == "code"
+        for out in cell.get("outputs", []) if out.output_type == "error"
+    ]
+
+
+def check_outcomes(nb: nbformat.NotebookNode) -> dict[str, str]:
+    """Exercise key -> outcome, read from the machine-readable output every check emits."""
+    found: dict[str, str] = {}
+    for cell in nb.cells:
+        for out in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            payload = out.get("data", {}).get(CHECK_MIMETYPE)
+            if payload:
+                record = json.loads(payload)
+                found[record["exercise"]] = record["outcome"]
+    return found
+
+

@@ -1,0 +1,63 @@
+"""The pip pins, the conda file and the installed packages all describe the same versions."""
+
+from __future__ import annotations
+
+import re
+from importlib.metadata import version
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+PIN = re.compile(r"^([A-Za-z0-9_.\-\[\]]+)==([^\s;#]+)$")
+REQUIRED = {"jupyterlab", "mlflow", "pyspark", "ipywidgets", "papermill", "nbval", "matplotlib", "pandas"}
+
+
+def _pins(lines: list[str]) -> dict[str, str]:
+    pins: dict[str, str] = {}
+    for raw in lines:
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        match = PIN.match(line)
+        assert match, f"not an exact pin: {raw!r}"
+        pins[match.group(1).lower()] = match.group(2)
+    return pins
+
+
+def requirements_pins() -> dict[str, str]:
+    return _pins((REPO / "requirements.txt").read_text().splitlines())
+
+
+def conda_pip_pins() -> dict[str, str]:
+    env = yaml.safe_load((REPO / "environment.yml").read_text())
+    pip_sections = [d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d]
+    assert len(pip_sections) == 1
+    return _pins(pip_sections[0])
+
+
+def test_environment_yml_matches_requirements_exactly() -> None:
+    assert conda_pip_pins() == requirements_pins()
+
+
+def test_course_packages_are_pinned_at_the_taught_majors() -> None:
+    pins = requirements_pins()
+    assert REQUIRED <= set(pins)
+    assert pins["mlflow"].startswith("3.")
+    assert pins["pyspark"].startswith("4.")
+    assert pins["jupyterlab"].startswith("4.")
+    assert pins["ipywidgets"].startswith("8.")
+    # PySpark 4.3 warns that pandas 3 is not fully supported yet.
+    assert pins["pandas"].startswith("2.")
+
+
+def test_conda_environment_brings_java_17_and_python_311() -> None:
+    env = yaml.safe_load((REPO / "environment.yml").read_text())
+    plain = [d for d in env["dependencies"] if isinstance(d, str)]
+    assert "openjdk=17" in plain
+    assert "python=3.11" in plain
+
+
+def test_installed_versions_are_the_pinned_ones() -> None:
+    installed = {name: version(name) for name in requirements_pins()}
+    assert installed == requirements_pins()
