@@ -9,7 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 import mlflow
 
+from coursekit.data import verify_dataset
 from coursekit.errors import CourseSetupError
+from coursekit.java import require_java
 from coursekit.settings import Settings, load_settings
 from coursekit.spark import get_spark
 from coursekit.tracking import configure_tracking, ensure_experiment, ui_command
@@ -49,10 +51,15 @@ def install_friendly_errors() -> None:
 def start(experiment_name: str) -> Classroom:
     """Start local Spark, point MLflow at the course store, create the lesson's experiment.
 
+    Missing Java or a missing dataset stops here with one line saying how to fix it.
     Prints the versions, the tracking URI and how to open the MLflow UI.
     """
     install_friendly_errors()
     settings = load_settings()
+    # Check what the learner can fix before anything slow starts.
+    verify_dataset(settings)
+    if not settings.spark_remote:
+        require_java()
     tracking_uri = configure_tracking(settings)
     ensure_experiment(experiment_name, settings)
     spark = get_spark(settings)

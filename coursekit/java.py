@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 from coursekit.errors import JavaMissingError
@@ -61,9 +62,9 @@ def main() -> int:
     try:
         major = require_java()
     except JavaMissingError as exc:
-        print(f"ERROR: {exc}")
+        print(f"ERROR: {exc}", file=sys.stderr)  # noqa: T201 - CLI output
         return 1
-    print(f"Java {major} found.")
+    print(f"Java {major} found.")  # noqa: T201 - CLI output
     return 0
 
 

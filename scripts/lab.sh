@@ -22,6 +22,9 @@ args=(
   --LabApp.news_url=None
   --LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate
 )
+if [ "$(id -u)" = 0 ]; then
+  args+=(--allow-root)  # containers and CI run as root
+fi
 if [ -n "${COURSE_LAB_NO_BROWSER:-}" ]; then
   args+=(--no-browser)
 fi

@@ -34,6 +34,11 @@ if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
   # The course helper is used in place (like an editable install, without a build step).
   site="$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
   echo "$ROOT" > "$site/coursekit-course.pth"
+  # nbgrader is only our lesson generator: keep its grading UI out of the learners' JupyterLab.
+  for ext in formgrader validate_assignment assignment_list course_list; do
+    "$VENV/bin/jupyter" server extension disable --sys-prefix "nbgrader.server_extensions.$ext" >/dev/null 2>&1
+  done
+  "$VENV/bin/jupyter" labextension disable --level=sys_prefix @jupyter/nbgrader >/dev/null 2>&1
   echo "$want" > "$stamp"
 fi
 

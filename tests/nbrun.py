@@ -9,6 +9,7 @@ from typing import Any
 
 import nbformat
 import papermill
+from papermill.exceptions import PapermillExecutionError
 
 from coursekit.checks import CHECK_MIMETYPE
 from coursekit.generate import KERNEL_NAME
@@ -26,7 +27,8 @@ FAST_PARAMETERS: dict[str, dict[str, Any]] = {
 def run_notebook(source: Path, output: Path, data_dir: Path, parameters: dict[str, Any] | None = None) -> nbformat.NotebookNode:
     """Execute ``source`` with papermill in a fresh course kernel against the store in ``data_dir``.
 
-    Errors do not raise: the executed notebook (with any error outputs) is returned for inspection.
+    Errors do not raise: the executed notebook (with any error outputs, and papermill's
+    error banner when a cell stopped execution) is returned for inspection.
     """
     env_before = os.environ.get("COURSE_DATA_DIR")
     os.environ["COURSE_DATA_DIR"] = str(data_dir)
@@ -36,6 +38,8 @@ def run_notebook(source: Path, output: Path, data_dir: Path, parameters: dict[st
             cwd=str(source.parent), progress_bar=False, log_output=False, execution_timeout=600,
             raise_on_execution_error=False,
         )
+    except PapermillExecutionError:
+        pass  # the output notebook was written, with the failing cell marked
     finally:
         if env_before is None:
             os.environ.pop("COURSE_DATA_DIR", None)
