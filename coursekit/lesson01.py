@@ -20,6 +20,8 @@ TAGS_RUN = "ex2-tags"
 METRIC_RUN = "ex3-auc"
 MODEL_RUN = "ex5-model"
 MODEL_PATH = "rf_model"
+# Names learners often use for the same number (compared lower-case, without underscores).
+AUC_ALIASES = {"auc", "areaunderroc", "rocauc", "aucroc", "valauc", "testauc"}
 
 
 def _missing_run(run_name: str) -> CheckResult:
@@ -78,6 +80,11 @@ with mlflow.start_run(run_name="ex1-params"):
         if run is None:
             return _missing_run(PARAMS_RUN)
         params = run.data.params
+        as_tags = sorted(set(user_tags(run)) & {"model_type", "numTrees", "maxDepth"})
+        if as_tags and not params:
+            return incorrect(
+                f"{as_tags[0]!r} was set as a tag. Settings of the model are params: use mlflow.log_param / mlflow.log_params."
+            )
         if not params:
             return not_attempted(f"Run '{PARAMS_RUN}' exists but has no params yet: fill in the blanks and run the cell again.")
         blanks = _blank_keys(params)
@@ -175,6 +182,12 @@ with mlflow.start_run(run_name="ex3-auc"):
         if unfinished:
             return unfinished
         if "AUC" not in metrics:
+            alias = sorted(k for k in metrics if k.lower().replace("_", "") in AUC_ALIASES)
+            if alias and not similar_keys("AUC", metrics):
+                return incorrect(
+                    f"Found metric {alias[0]!r}, but the exercise asks for 'AUC': metric names are exact, "
+                    "and later lessons search for metrics.AUC."
+                )
             return _missing_key("metric", "AUC", {k: str(v) for k, v in metrics.items()})
         auc = metrics["AUC"]
         if not math.isfinite(auc) or not 0.0 <= auc <= 1.0:
@@ -261,6 +274,10 @@ with mlflow.start_run(run_name="ex5-model"):
             return not_attempted(f"Run '{MODEL_RUN}' exists but has no model yet: fill in the blanks and run the cell again.")
         if unfinished:
             return unfinished
+        if f"{MODEL_PATH}/MLmodel" not in files and _logged_model_flavors(run) is not None:
+            files = files + [f"{MODEL_PATH}/MLmodel"]
+            if "spark" in (_logged_model_flavors(run) or set()):
+                files.append(f"{MODEL_PATH}/sparkml/")
         if f"{MODEL_PATH}/MLmodel" not in files:
             others = sorted({f.rsplit("/", 1)[0] for f in files if f.endswith("/MLmodel")})
             if others:
@@ -271,6 +288,24 @@ with mlflow.start_run(run_name="ex5-model"):
         if "AUC" not in run.data.metrics:
             return incorrect("The model is logged, but the run has no AUC metric: log it next to the model so runs can be compared.")
         return correct("The model, its MLmodel file and its requirements are stored with the run.")
+
+
+def _logged_model_flavors(run: Run) -> set[str] | None:
+    """Flavours of a model named ``rf_model`` logged as an MLflow 3 LoggedModel by this run, if any.
+
+    MLflow 3.17's Spark flavour still stores the model among the run's artifacts, but
+    other flavours (and later versions) record a separate LoggedModel instead.
+    """
+    from mlflow.models import get_model_info
+
+    client = MlflowClient()
+    models = client.search_logged_models(
+        experiment_ids=[run.info.experiment_id], filter_string=f"source_run_id = '{run.info.run_id}'"
+    )
+    for model in models:
+        if model.name == MODEL_PATH:
+            return set(get_model_info(f"models:/{model.model_id}").flavors)
+    return None
 
 
 q1 = LogParams()

@@ -12,25 +12,29 @@ def find_latest_run(experiment_name: str, run_name: str, client: MlflowClient | 
     experiment = client.get_experiment_by_name(experiment_name)
     if experiment is None:
         return None
-    escaped = run_name.replace("'", "\\'")
+    # MLflow's filter language has no escape character: quote with whichever quote the name lacks.
+    if "'" not in run_name:
+        name_filter = f"attributes.run_name = '{run_name}'"
+    elif '"' not in run_name:
+        name_filter = f'attributes.run_name = "{run_name}"'
+    else:
+        runs = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time DESC"])
+        return next((r for r in runs if r.info.run_name == run_name), None)
     runs = client.search_runs(
-        [experiment.experiment_id],
-        filter_string=f"attributes.run_name = '{escaped}'",
-        order_by=["attributes.start_time DESC"],
-        max_results=1,
+        [experiment.experiment_id], filter_string=name_filter, order_by=["attributes.start_time DESC"], max_results=1
     )
     return runs[0] if runs else None
 
 
 def best_run_by_metric(experiment_name: str, metric: str, client: MlflowClient | None = None) -> Run | None:
-    """The finished run with the highest ``metric`` in the experiment, or None."""
+    """The FINISHED run with the highest ``metric`` in the experiment, or None."""
     client = client or MlflowClient()
     experiment = client.get_experiment_by_name(experiment_name)
     if experiment is None:
         return None
     runs = client.search_runs(
         [experiment.experiment_id],
-        filter_string=f"metrics.`{metric}` >= 0",
+        filter_string=f"metrics.`{metric}` >= 0 and attributes.status = 'FINISHED'",
         order_by=[f"metrics.`{metric}` DESC"],
         max_results=1,
     )
@@ -55,7 +59,7 @@ def artifact_paths(run_id: str, client: MlflowClient | None = None, path: str | 
 
 
 def similar_keys(wanted: str, present: list[str] | set[str] | dict[str, object]) -> list[str]:
-    """Keys that look like ``wanted`` but differ in case, separators or spelling of AUC."""
+    """Keys that look like ``wanted`` but differ only in case or separators (``model-type``, ``ModelType``)."""
 
     def squash(text: str) -> str:
         return "".join(ch for ch in text.lower() if ch.isalnum())

@@ -1,0 +1,45 @@
+"""Shared fixtures: a throw-away MLflow store (SQLite) per test, never the learner's own."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import mlflow
+import pytest
+from mlflow.tracking import MlflowClient
+
+from coursekit import lesson01, tracking
+
+
+@pytest.fixture(scope="session")
+def empty_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty, already migrated MLflow SQLite database; copying it saves ~1 s per test."""
+    path = tmp_path_factory.mktemp("template") / "mlflow.db"
+    MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments(max_results=1)
+    return path
+
+
+@pytest.fixture
+def mlflow_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, empty_db: Path):
+    """Course data and an empty, configured MLflow store in ``tmp_path`` (yielded).
+
+    Afterwards: any run left open is ended and MLflow's tracking URI is put back.
+    """
+    previous = mlflow.get_tracking_uri()
+    shutil.copy(empty_db, tmp_path / "mlflow.db")
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    tracking.configure_tracking()
+    yield tmp_path
+    while mlflow.active_run():
+        mlflow.end_run()
+    mlflow.set_tracking_uri(previous)
+
+
+@pytest.fixture
+def lesson_store(mlflow_store: Path) -> str:
+    """The lesson 1 experiment, created the course's way and made active; returns its id."""
+    experiment_id = tracking.ensure_experiment(lesson01.EXPERIMENT)
+    mlflow.set_experiment(lesson01.EXPERIMENT)
+    return experiment_id

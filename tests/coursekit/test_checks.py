@@ -1,0 +1,131 @@
+"""coursekit.checks: the blank placeholder, float comparison and how exercises report."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from coursekit.checks import (
+    BLANK,
+    CheckResult,
+    Exercise,
+    Outcome,
+    close_to,
+    correct,
+    format_result,
+    incorrect,
+    is_blank,
+    not_attempted,
+)
+
+
+class Demo(Exercise):
+    key = "qx"
+    title = "Demo exercise"
+    hints = ("first nudge", "second nudge", "the answer, nearly")
+    solution_code = "\n    answer = 42\n"
+
+    def evaluate(self, answer: object = None) -> CheckResult:
+        if is_blank(answer):
+            return not_attempted("answer is still blank.")
+        if answer == "boom":
+            raise KeyError("model_type")
+        return correct("well done.") if answer == 42 else incorrect(f"answer is {answer!r}, not the expected number.")
+
+
+class NoHints(Demo):
+    hints = ()
+
+
+def test_blank_is_a_falsy_singleton_that_prints_as_the_placeholder():
+    assert type(BLANK)() is BLANK
+    assert repr(BLANK) == str(BLANK) == "____"
+    assert not BLANK
+
+
+@pytest.mark.parametrize("value", [BLANK, None, ...])
+def test_is_blank_for_unanswered_values(value):
+    assert is_blank(value)
+
+
+@pytest.mark.parametrize("value", ["", "____", 0, 0.0, [], False])
+def test_is_blank_is_false_for_real_answers_even_falsy_ones(value):
+    assert not is_blank(value)
+
+
+def test_close_to_uses_an_absolute_tolerance():
+    assert close_to(0.1 + 0.2, 0.3)
+    assert close_to(0.80, 0.81, tolerance=0.02)
+    assert not close_to(0.80, 0.81)
+    assert not close_to(math.nan, math.nan, tolerance=1.0)
+    assert not close_to(math.inf, math.inf, tolerance=1.0)
+
+
+def test_result_helpers_and_correct_property():
+    assert correct().outcome is Outcome.CORRECT and correct().correct
+    assert incorrect("x").outcome is Outcome.INCORRECT and not incorrect("x").correct
+    assert not_attempted("x").outcome is Outcome.NOT_ATTEMPTED and not not_attempted("x").correct
+    assert Outcome.NOT_ATTEMPTED == "not attempted"
+
+
+def test_result_passes_through_evaluate():
+    assert Demo().result(42) == CheckResult(Outcome.CORRECT, "well done.")
+    assert Demo().result(BLANK).outcome is Outcome.NOT_ATTEMPTED
+    assert Demo().result(7).outcome is Outcome.INCORRECT
+
+
+def test_result_turns_an_exception_into_a_friendly_incorrect(capsys):
+    result = Demo().result("boom")
+    assert result.outcome is Outcome.INCORRECT
+    assert "KeyError" in result.message and "model_type" in result.message
+    assert "Re-run the cells above" in result.message
+    assert "Traceback" not in result.message
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_check_prints_badge_key_title_and_message(capsys):
+    Demo().check(42)
+    assert capsys.readouterr().out == "✅ Correct — qx: Demo exercise. well done.\n"
+    Demo().check(7)
+    out = capsys.readouterr().out
+    assert out.startswith("❌ Not yet — qx: Demo exercise.") and "not the expected number" in out
+    Demo().check()
+    assert capsys.readouterr().out.startswith("⏳ Not attempted — qx:")
+
+
+def test_check_never_shows_a_traceback(capsys):
+    Demo().check("boom")
+    captured = capsys.readouterr()
+    assert captured.out.startswith("❌ Not yet — qx:")
+    assert "Traceback" not in captured.out + captured.err
+
+
+def test_format_result_without_message_has_no_trailing_space():
+    assert format_result("q9", "Title", correct()) == "✅ Correct — q9: Title."
+
+
+@pytest.mark.parametrize(
+    ("level", "shown"),
+    [(1, "hint 1/3: first nudge (more: qx.hint(2))"), (2, "hint 2/3: second nudge (more: qx.hint(3))"),
+     (0, "hint 1/3: first nudge"), (-5, "hint 1/3: first nudge"), (3, "hint 3/3: the answer, nearly"),
+     (99, "hint 3/3: the answer, nearly")],
+)
+def test_hint_levels_clamp_to_the_available_hints(capsys, level, shown):
+    Demo().hint(level)
+    assert capsys.readouterr().out.startswith(f"💡 qx {shown}")
+
+
+def test_last_hint_does_not_offer_more(capsys):
+    Demo().hint(3)
+    assert "more:" not in capsys.readouterr().out
+
+
+def test_hint_without_hints_says_so(capsys):
+    NoHints().hint(2)
+    assert "no hint" in capsys.readouterr().out
+
+
+def test_solution_shows_the_stripped_code(capsys):
+    Demo().solution()
+    assert capsys.readouterr().out == "📖 qx solution:\nanswer = 42\n"

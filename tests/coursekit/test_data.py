@@ -1,0 +1,73 @@
+"""coursekit.data: the shipped Pima CSV, its checksum and the errors for a missing or altered copy."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+
+import pytest
+
+from coursekit import data
+from coursekit.errors import CourseSetupError, DatasetMissingError
+from coursekit.settings import REPO_ROOT
+
+SHIPPED = REPO_ROOT / "datasets" / data.PIMA_FILE
+
+
+@pytest.fixture
+def datasets_dir(tmp_path, monkeypatch):
+    """An empty COURSE_DATASETS_DIR (and a throw-away COURSE_DATA_DIR)."""
+    folder = tmp_path / "datasets"
+    folder.mkdir()
+    monkeypatch.setenv("COURSE_DATASETS_DIR", str(folder))
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path / "data"))
+    return folder
+
+
+def test_shipped_csv_matches_the_datasheet():
+    assert data.file_sha256(SHIPPED) == data.PIMA_SHA256
+    with SHIPPED.open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh))
+    assert rows[0] == data.FEATURES + [data.LABEL]
+    assert len(rows) - 1 == data.PIMA_ROWS
+    assert {row[-1] for row in rows[1:]} == {"0", "1"}
+    assert all(len(row) == len(data.FEATURES) + 1 for row in rows)
+
+
+def test_schema_names_every_column_in_csv_order():
+    names = [part.split()[0] for part in data._SCHEMA.split(", ")]
+    assert names == data.FEATURES + [data.LABEL]
+
+
+def test_missing_dataset_names_the_git_fix(datasets_dir):
+    with pytest.raises(DatasetMissingError) as caught:
+        data.dataset_path()
+    message = str(caught.value)
+    assert f"git checkout -- datasets/{data.PIMA_FILE}" in message
+    assert "COURSE_DATASETS_DIR" in message and str(datasets_dir) in message
+    assert isinstance(caught.value, CourseSetupError)
+
+
+def test_intact_copy_verifies(datasets_dir):
+    shutil.copy(SHIPPED, datasets_dir / data.PIMA_FILE)
+    assert data.dataset_path() == datasets_dir / data.PIMA_FILE
+    assert data.verify_dataset() == datasets_dir / data.PIMA_FILE
+
+
+def test_tampered_copy_fails_the_checksum(datasets_dir):
+    copy = datasets_dir / data.PIMA_FILE
+    copy.write_text(SHIPPED.read_text(encoding="utf-8").replace("\n5,86,", "\n6,86,", 1), encoding="utf-8")
+    digest = data.file_sha256(copy)
+    assert digest != data.PIMA_SHA256
+    assert data.dataset_path() == copy  # present, so only the checksum complains
+    with pytest.raises(DatasetMissingError) as caught:
+        data.verify_dataset()
+    message = str(caught.value)
+    assert "was changed" in message and digest[:12] in message
+    assert f"git checkout -- datasets/{data.PIMA_FILE}" in message
+
+
+def test_file_sha256_is_hex_sha256(tmp_path):
+    path = tmp_path / "abc.txt"
+    path.write_bytes(b"abc")
+    assert data.file_sha256(path) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"

@@ -1,0 +1,83 @@
+"""coursekit.settings: embedded defaults and the environment variables that override them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from coursekit import settings
+from coursekit.settings import REPO_ROOT, load_settings
+
+VARIABLES = ("COURSE_DATA_DIR", "MLFLOW_TRACKING_URI", "COURSE_SPARK_MASTER", "SPARK_REMOTE",
+             "COURSE_DRIVER_MEMORY", "COURSE_DATASETS_DIR")
+
+
+@pytest.fixture
+def clean_env(monkeypatch):
+    for name in VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+def test_repo_root_is_the_checkout():
+    assert (REPO_ROOT / "coursekit" / "settings.py").is_file()
+
+
+def test_defaults(clean_env, tmp_path):
+    clean_env.setattr(settings, "REPO_ROOT", tmp_path)  # keep the default data dir out of the repo
+    s = load_settings()
+    assert s.data_dir == tmp_path / ".course-data"
+    assert s.data_dir.is_dir()
+    assert s.tracking_uri == f"sqlite:///{tmp_path}/.course-data/mlflow.db"
+    assert s.artifact_root == tmp_path / ".course-data" / "artifacts"
+    assert s.datasets_dir == tmp_path / "datasets"
+    assert s.spark_master == "local[2]"
+    assert s.spark_remote is None
+    assert s.driver_memory == "2g"
+
+
+def test_environment_overrides(clean_env, tmp_path):
+    clean_env.setenv("COURSE_DATA_DIR", str(tmp_path / "nested" / "data"))
+    clean_env.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
+    clean_env.setenv("COURSE_SPARK_MASTER", "local[4]")
+    clean_env.setenv("SPARK_REMOTE", "sc://localhost:15002")
+    clean_env.setenv("COURSE_DRIVER_MEMORY", "4g")
+    clean_env.setenv("COURSE_DATASETS_DIR", str(tmp_path / "ds"))
+    s = load_settings()
+    assert s.data_dir == tmp_path / "nested" / "data" and s.data_dir.is_dir()
+    assert s.artifact_root == s.data_dir / "artifacts"
+    assert s.tracking_uri == "http://127.0.0.1:5000"
+    assert (s.spark_master, s.spark_remote, s.driver_memory) == ("local[4]", "sc://localhost:15002", "4g")
+    assert s.datasets_dir == tmp_path / "ds"
+
+
+def test_data_dir_drives_the_default_tracking_uri(clean_env, tmp_path):
+    clean_env.setenv("COURSE_DATA_DIR", str(tmp_path))
+    assert load_settings().tracking_uri == f"sqlite:///{tmp_path}/mlflow.db"
+
+
+def test_empty_variables_fall_back(clean_env, tmp_path):
+    clean_env.setenv("COURSE_DATA_DIR", str(tmp_path))
+    clean_env.setenv("MLFLOW_TRACKING_URI", "")
+    clean_env.setenv("SPARK_REMOTE", "")
+    s = load_settings()
+    assert s.tracking_uri == f"sqlite:///{tmp_path}/mlflow.db"
+    assert s.spark_remote is None
+
+
+def test_relative_paths_are_resolved(clean_env, tmp_path):
+    clean_env.chdir(tmp_path)
+    clean_env.setenv("COURSE_DATA_DIR", "data")
+    clean_env.setenv("COURSE_DATASETS_DIR", "ds")
+    s = load_settings()
+    assert s.data_dir == tmp_path.resolve() / "data" and s.data_dir.is_absolute()
+    assert s.datasets_dir == tmp_path.resolve() / "ds"
+
+
+def test_settings_are_frozen(clean_env, tmp_path):
+    clean_env.setenv("COURSE_DATA_DIR", str(tmp_path))
+    s = load_settings()
+    with pytest.raises(AttributeError):
+        s.spark_master = "yarn"  # type: ignore[misc]
+    assert isinstance(s.data_dir, Path)
