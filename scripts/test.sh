@@ -9,6 +9,18 @@ VENV="${COURSE_VENV:-$ROOT/.venv}"
 
 bash "$ROOT/scripts/setup.sh"
 
+# The MLflow UI browser test drives Debian's Chromium; Playwright never downloads one.
+if [ -z "${COURSE_CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "Installing Chromium for the browser tests (apt-get)"
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "ERROR: the browser tests need Chromium: sudo apt-get install chromium (or set COURSE_CHROMIUM=/path/to/chrome)." >&2
+    exit 1
+  fi
+fi
+
 cd "$ROOT"
 # Every test run gets its own MLflow store and Spark scratch space.
 COURSE_DATA_DIR="$(mktemp -d -t course-test-XXXXXX)"

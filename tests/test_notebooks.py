@@ -13,7 +13,10 @@ from nbrun import FAST_PARAMETERS, LESSONS, SOLUTIONS, check_outcomes, error_out
 from coursekit import lesson01
 from coursekit.tracking import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG
 
-EXERCISES = {"01_first_run": {"q1", "q2", "q3", "q4", "q5"}}
+EXERCISES = {
+    "01_first_run": {"q1", "q2", "q3", "q4", "q5"},
+    "04_compare_runs": {"q1", "q2", "q3", "q4"},
+}
 
 pytestmark = pytest.mark.notebook
 
