@@ -7,6 +7,7 @@ or data split they used.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from mlflow.entities import Run
@@ -107,13 +108,13 @@ top3 = mlflow.search_runs(experiment_names=[EXPERIMENT], order_by=["metrics.AUC 
             return not_attempted("top3 is still blank: set it to the DataFrame search_runs returns.")
         if not isinstance(top3, pd.DataFrame):
             return incorrect(f"top3 is a {type(top3).__name__}, not the pandas DataFrame mlflow.search_runs returns.")
+        runs = grid_runs()
+        if not runs:
+            return _no_grid()
         if "run_id" not in top3.columns:
             return incorrect("top3 has no run_id column: keep the DataFrame search_runs returns, not a selection of its columns.")
         if len(top3) != 3:
             return incorrect(f"top3 has {len(top3)} rows; ask search_runs for exactly three with max_results=3.")
-        runs = grid_runs()
-        if not runs:
-            return _no_grid()
         if "metrics.AUC" not in top3.columns:
             return incorrect("top3 has no metrics.AUC column: search this lesson's experiment, where every run logs AUC.")
         # Re-running the grid logs identical runs, so compare the AUC values, not which twin was picked.
@@ -144,10 +145,12 @@ good_filter = "metrics.AUC > 0.8 and params.maxDepth = '5'"
     def evaluate(self, good_filter: object = None) -> CheckResult:
         import mlflow
 
-        if is_blank(good_filter) or good_filter == "":
+        if is_blank(good_filter) or (isinstance(good_filter, str) and not good_filter.strip()):
             return not_attempted("good_filter is still blank: write the filter as a string.")
         if not isinstance(good_filter, str):
             return incorrect(f"good_filter is a {type(good_filter).__name__}; a filter is one string.")
+        if re.search(r"params\.\w+\s*(<=|>=|<|>)", good_filter):
+            return incorrect("Params are strings, so MLflow cannot compare them with < or >: use params.maxDepth = '5'.")
         runs = grid_runs()
         if not runs:
             return _no_grid()
@@ -165,10 +168,16 @@ good_filter = "metrics.AUC > 0.8 and params.maxDepth = '5'"
         if got == expected:
             return correct(f"{len(got)} run(s) match. Paste the same filter into the UI's search box.")
         missing, extra = expected - got, got - expected
-        if extra and all(r.data.params.get("maxDepth") != Q3_DEPTH for r in found if r.info.run_id in extra):
-            return incorrect("Your filter also returns runs whose maxDepth is not 5: add params.maxDepth = '5'.")
-        if extra:
-            return incorrect(f"Your filter returns {len(extra)} run(s) with AUC at or below 0.8: add metrics.AUC > 0.8.")
+        extra_runs = [r for r in found if r.info.run_id in extra]
+        wrong_depth = sum(r.data.params.get("maxDepth") != Q3_DEPTH for r in extra_runs)
+        low_auc = sum(r.data.metrics.get("AUC", 0.0) <= Q3_MIN_AUC for r in extra_runs)
+        problems = []
+        if wrong_depth:
+            problems.append(f"{wrong_depth} with a maxDepth other than 5 (add params.maxDepth = '5')")
+        if low_auc:
+            problems.append(f"{low_auc} with AUC at or below 0.8 (add metrics.AUC > 0.8)")
+        if problems:
+            return incorrect(f"Your filter also returns runs it should not: {'; '.join(problems)}.")
         return incorrect(f"Your filter misses {len(missing)} run(s) that have AUC > 0.8 and maxDepth 5: is a condition too strict?")
 
 

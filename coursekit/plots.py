@@ -24,6 +24,7 @@ def parallel_coordinates(
     MLflow UI's parallel-coordinates chart. ``highlight`` is a row position
     drawn thick on top (for example the best run).
     """
+    runs = runs.dropna(subset=list(axes) + [color_by])  # a crashed run has no metric to draw
     values = runs[list(axes)].astype(float).to_numpy()
     low, high = values.min(axis=0), values.max(axis=0)
     span = np.where(high > low, high - low, 1.0)
@@ -45,7 +46,7 @@ def parallel_coordinates(
         ax.axvline(x, color="0.6", linewidth=0.8, zorder=0)
         ax.annotate(f"{hi:g}", (x, 1.0), xytext=(3, 3), textcoords="offset points", fontsize=8)
         ax.annotate(f"{lo:g}", (x, 0.0), xytext=(3, -10), textcoords="offset points", fontsize=8)
-    ax.set_xticks(xs, labels or list(axes))
+    ax.set_xticks(xs, list(labels) if labels is not None else list(axes))
     ax.set_yticks([])
     ax.set_ylim(-0.08, 1.08)
     for side in ("top", "right", "left"):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -67,12 +69,16 @@ class MlflowUI:
         if port != self.wanted_port:
             log.info("port %s is busy, using %s", self.wanted_port, port)
         with self.log_file.open("ab") as sink:
-            self._process = subprocess.Popen(self.command(port), stdout=sink, stderr=subprocess.STDOUT)
+            # Its own process group, so stop() reaches the web server and its background workers too.
+            self._process = subprocess.Popen(
+                self.command(port), stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
+            )
         self.port = port
         atexit.register(self.stop)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
+                self.stop()
                 raise CourseSetupError(f"The MLflow UI stopped at start-up: see {self.log_file} for why.")
             if _answers(f"{self.url}/health"):
                 log.info("MLflow UI at %s", self.url)
@@ -91,11 +97,11 @@ class MlflowUI:
         if self._process is None:
             return
         if self._process.poll() is None:
-            self._process.terminate()
+            _signal_group(self._process, signal.SIGTERM)
             try:
-                self._process.wait(timeout=10)
+                self._process.wait(timeout=5)
             except subprocess.TimeoutExpired:
-                self._process.kill()
+                _signal_group(self._process, signal.SIGKILL)
                 self._process.wait(timeout=10)
         self._process = None
         self.port = None
@@ -108,6 +114,13 @@ class MlflowUI:
 
     def __repr__(self) -> str:
         return f"MLflow UI: {self.url}" if self.running else "MLflow UI: stopped"
+
+
+def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    try:
+        os.killpg(process.pid, sig)
+    except ProcessLookupError:
+        pass
 
 
 def _answers(url: str) -> bool:

@@ -1,0 +1,212 @@
+"""The MLflow UI helper against a real ``mlflow ui`` process on a temporary store.
+
+Starting the server takes 5–60 s, so one server serves the whole module (started on a
+busy port, to show it moves on to the next free one) and is stopped by the last test;
+the module's teardown stops it in any case. Failed start-ups use a fake command.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from coursekit import tracking, ui as ui_module
+from coursekit.errors import CourseSetupError
+from coursekit.settings import Settings
+from coursekit.ui import HOST, MlflowUI
+
+EXPERIMENT = "ui-test-experiment"
+
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory: pytest.TempPathFactory, empty_db: Path) -> Settings:
+    """A throw-away course data folder and SQLite store for the whole module."""
+    data = tmp_path_factory.mktemp("ui-store")
+    shutil.copy(empty_db, data / "mlflow.db")
+    return Settings(
+        data_dir=data,
+        datasets_dir=data / "datasets",
+        tracking_uri=f"sqlite:///{data}/mlflow.db",
+        artifact_root=data / "artifacts",
+        spark_master="local[1]",
+        spark_remote=None,
+        driver_memory="1g",
+    )
+
+
+@pytest.fixture(scope="module")
+def experiment_id(settings: Settings) -> str:
+    return tracking.ensure_experiment(EXPERIMENT, settings=settings)
+
+
+@pytest.fixture(scope="module")
+def busy_port():
+    """A port something else already listens on."""
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(settings: Settings, experiment_id: str, busy_port: int):
+    """One running UI for the module, asked for the busy port; always stopped afterwards."""
+    ui = MlflowUI(settings=settings, port=busy_port)
+    try:
+        ui.start()
+        yield ui
+    finally:
+        ui.stop()
+
+
+def get(url: str, data: bytes | None = None) -> tuple[int, bytes]:
+    headers = {"Content-Type": "application/json"} if data is not None else {}
+    request = urllib.request.Request(url, data=data, headers=headers, method="POST" if data is not None else "GET")
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback only
+        return response.status, response.read()
+
+
+# --- without a server ------------------------------------------------------------------------------------
+
+
+def test_command_serves_the_course_store_on_loopback(settings: Settings):
+    command = MlflowUI(settings=settings).command(5123)
+    assert Path(command[0]).name == "mlflow" and Path(command[0]).is_file()
+    assert command[1] == "ui"
+    pairs = dict(zip(command[2::2], command[3::2]))
+    assert pairs["--backend-store-uri"] == settings.tracking_uri
+    assert pairs["--default-artifact-root"] == settings.artifact_root.as_uri()
+    assert pairs["--host"] == "127.0.0.1"
+    assert pairs["--port"] == "5123"
+
+
+def test_a_ui_that_never_started(settings: Settings):
+    ui = MlflowUI(settings=settings)
+    assert ui.wanted_port == 5000
+    assert ui.port is None and ui.running is False
+    with pytest.raises(RuntimeError, match=r"call start\(\) first"):
+        ui.url  # noqa: B018
+    with pytest.raises(RuntimeError):
+        ui.experiment_url("1")
+    assert repr(ui) == "MLflow UI: stopped"
+    assert ui._repr_html_() == "MLflow UI: stopped"
+    ui.stop()  # a no-op
+    assert ui.port is None
+
+
+def test_log_file_is_in_the_course_data_folder(settings: Settings):
+    assert MlflowUI(settings=settings).log_file == settings.data_dir / "mlflow-ui.log"
+
+
+def test_a_server_that_exits_at_start_up_is_a_setup_error(settings: Settings, tmp_path: Path, monkeypatch):
+    ui = MlflowUI(settings=dataclasses.replace(settings, data_dir=tmp_path))
+    fake = [sys.executable, "-c", "import sys; print('fake ui refuses to start', flush=True); sys.exit(1)"]
+    monkeypatch.setattr(ui, "command", lambda port: fake)
+    with pytest.raises(CourseSetupError, match="stopped at start-up") as raised:
+        ui.start(timeout=60)
+    assert str(ui.log_file) in str(raised.value)
+    assert "fake ui refuses to start" in ui.log_file.read_text()
+    assert ui.running is False
+    assert repr(ui) == "MLflow UI: stopped"
+
+
+def test_a_server_that_never_answers_is_stopped_and_a_setup_error(settings: Settings, tmp_path: Path, monkeypatch):
+    ui = MlflowUI(settings=dataclasses.replace(settings, data_dir=tmp_path))
+    monkeypatch.setattr(ui, "command", lambda port: [sys.executable, "-c", "import time; time.sleep(120)"])
+    started: list[subprocess.Popen] = []
+
+    class RecordingPopen(subprocess.Popen):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            started.append(self)
+
+    monkeypatch.setattr(ui_module.subprocess, "Popen", RecordingPopen)
+    with pytest.raises(CourseSetupError, match="did not answer within 1 s") as raised:
+        ui.start(timeout=1)
+    assert str(ui.log_file) in str(raised.value)
+    (process,) = started
+    assert process.poll() is not None, "the silent server is not left running"
+    assert ui.running is False and ui.port is None
+
+
+# --- one real server ------------------------------------------------------------------------------------
+
+
+def test_start_returns_a_loopback_url_on_the_next_free_port(server: MlflowUI, busy_port: int):
+    url = server.url
+    match = re.fullmatch(r"http://127\.0\.0\.1:(\d+)", url)
+    assert match, url
+    assert int(match.group(1)) == server.port
+    assert server.port > busy_port, "a busy port is skipped, not an error"
+    assert server.running
+    assert repr(server) == f"MLflow UI: {url}"
+    assert f'href="{url}"' in server._repr_html_()
+
+
+def test_health_answers(server: MlflowUI):
+    assert get(f"{server.url}/health") == (200, b"OK")
+
+
+def test_the_web_page_is_served(server: MlflowUI):
+    status, body = get(f"{server.url}/")
+    assert status == 200
+    assert b"<html" in body.lower()
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_the_ui_api_lists_the_experiment(server: MlflowUI, experiment_id: str, method: str):
+    path = f"{server.url}/ajax-api/2.0/mlflow/experiments/search"
+    if method == "GET":
+        status, body = get(f"{path}?max_results=10")
+    else:
+        status, body = get(path, data=json.dumps({"max_results": 10}).encode())
+    assert status == 200
+    experiments = {e["name"]: e for e in json.loads(body)["experiments"]}
+    assert experiments[EXPERIMENT]["experiment_id"] == experiment_id
+    tags = {t["key"]: t["value"] for t in experiments[EXPERIMENT]["tags"]}
+    assert tags[tracking.EXPERIMENT_KIND_TAG] == tracking.EXPERIMENT_KIND
+
+
+def test_start_twice_reuses_the_running_server(server: MlflowUI):
+    process, url = server._process, server.url
+    assert server.start() == url
+    assert server._process is process and process.poll() is None
+
+
+def test_experiment_url(server: MlflowUI, experiment_id: str):
+    link = server.experiment_url(experiment_id)
+    assert link.startswith(server.url + "/")
+    assert f"#/experiments/{experiment_id}/runs" in link
+    assert "workflowType=machine_learning" in link
+
+
+def test_the_log_file_records_the_server(server: MlflowUI):
+    assert server.log_file.is_file()
+    assert f"127.0.0.1:{server.port}" in server.log_file.read_text(errors="replace")
+
+
+def test_stop_ends_the_server(server: MlflowUI):
+    """Runs last: it stops the module's server."""
+    if not server.running:  # only when this test runs on its own after a failed reordering
+        server.start()
+    process, url = server._process, server.url
+    server.stop()
+    assert process.poll() is not None
+    assert server.running is False
+    assert server.port is None
+    with pytest.raises(RuntimeError, match="not running"):
+        server.url  # noqa: B018
+    assert repr(server) == "MLflow UI: stopped"
+    assert server._repr_html_() == "MLflow UI: stopped"
+    assert ui_module._answers(f"{url}/health") is False, "nothing answers on the old port"
+    server.stop()  # stopping twice is harmless
+    assert server.port is None
