@@ -1,7 +1,8 @@
-"""Benchmark: wall time of each solution notebook and the fixed costs inside it.
+"""Benchmark: wall time of each solution notebook, the fixed costs inside it, and the tuning panel's latency.
 
-    .venv/bin/python benchmarks/run.py            # all solutions + micro-benchmarks
+    .venv/bin/python benchmarks/run.py            # all solutions + micro-benchmarks + widget latency
     .venv/bin/python benchmarks/run.py --infer    # also time log_model *without* pip_requirements (~15 s)
+    .venv/bin/python benchmarks/run.py 01_first_run --no-widget   # one notebook only
 
 Each notebook runs with papermill in a fresh kernel against a fresh store, with
 its default (learner) parameters. Per-cell times come from papermill's own
@@ -110,9 +111,60 @@ def bench_fixed_costs(infer: bool) -> dict[str, float]:
     return {k: round(v, 2) for k, v in costs.items()}
 
 
+WIDGET_CELLS = [
+    "from coursekit import classroom\n"
+    "from coursekit.data import load_pima\n"
+    "from coursekit.tuning import Tuner, prepare_data\n"
+    "from coursekit.tuning_panel import TuningPanel\n"
+    "room = classroom.start('benchmark-widget')\n"
+    "train, test = prepare_data(load_pima(room.spark), seed=42)\n"
+    "panel = TuningPanel(Tuner(train, test, 'benchmark-widget'))\n"
+    "panel",
+    "import json, time\n"
+    "settings = [(20, 5), (30, 4), (40, 3), (50, 6), (10, 8), (60, 3), (25, 5), (35, 2), (45, 4), (15, 7), (55, 5), (70, 3), (5, 6)]\n"
+    "latencies = []\n"
+    "for trees, depth in settings:\n"
+    "    panel.controls['numTrees'].value = trees\n"
+    "    panel.controls['maxDepth'].value = depth\n"
+    "    start = time.perf_counter()\n"
+    "    assert panel.click()\n"
+    "    panel.wait()\n"
+    "    assert panel.last_error is None, panel.last_error\n"
+    "    latencies.append(time.perf_counter() - start)\n"
+    "print('LATENCIES', json.dumps(latencies))",
+]
+
+
+def bench_widget() -> dict[str, float]:
+    """Click → run logged → leaderboard and plots redrawn, measured inside a real course kernel.
+
+    The first click warms up the JVM and is reported apart; median and p95 are over the rest.
+    """
+    cells = [nbformat.v4.new_code_cell(src) for src in WIDGET_CELLS]
+    nb = nbformat.v4.new_notebook(cells=cells)
+    with tempfile.TemporaryDirectory(prefix="course-bench-") as tmp:
+        os.environ["COURSE_DATA_DIR"] = tmp
+        source, out = Path(tmp) / "widget.ipynb", Path(tmp) / "widget-out.ipynb"
+        nbformat.write(nb, source)
+        papermill.execute_notebook(str(source), str(out), kernel_name=KERNEL_NAME, cwd=tmp, progress_bar=False)
+        executed = nbformat.read(out, as_version=4)
+    text = "".join(o.get("text", "") for o in executed.cells[-1].outputs)
+    latencies = json.loads(text.split("LATENCIES", 1)[1])
+    warm = sorted(latencies[1:])
+    p95 = warm[min(len(warm) - 1, round(0.95 * (len(warm) - 1)))]
+    return {
+        "first_click_s": round(latencies[0], 2),
+        "median_s": round(statistics.median(warm), 2),
+        "p95_s": round(p95, 2),
+        "max_s": round(warm[-1], 2),
+        "clicks_after_warmup": len(warm),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description="Benchmark the course notebooks")
     parser.add_argument("--infer", action="store_true", help="also time log_model with requirement inference")
+    parser.add_argument("--no-widget", action="store_true", help="skip the tuning panel latency benchmark")
     parser.add_argument("notebooks", nargs="*", help="solution stems to run (default: all)")
     args = parser.parse_args()
     results: dict[str, object] = {"machine": {"cpus": os.cpu_count()}, "notebooks": []}
@@ -126,6 +178,9 @@ def main() -> int:
     results["fixed_costs"] = bench_fixed_costs(args.infer)
     for key, value in results["fixed_costs"].items():  # type: ignore[union-attr]
         print(f"{key:<34} {value:>6.2f}s")
+    if not args.no_widget:
+        results["tuning_panel"] = bench_widget()
+        print("tuning panel click latency:", ", ".join(f"{k}={v}" for k, v in results["tuning_panel"].items()))
     out = REPO / "benchmarks" / "results" / "latest.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")

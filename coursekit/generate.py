@@ -14,7 +14,7 @@ that region's stub (the starter code with ``____`` blanks); a region without
 them gets a generic "your code here" stub. nbconvert's own preprocessors then
 drop cells tagged ``remove-from-lesson`` and strip outputs.
 
-Run ``python -m coursekit.generate`` to rewrite ``lessons/``;
+Run ``python -m coursekit.generate`` to rewrite ``lessons/`` (or name solution files to rewrite only theirs);
 ``python -m coursekit.generate --check`` exits 1 when a lesson is stale.
 """
 
@@ -94,9 +94,13 @@ def main(argv: list[str] | None = None) -> int:
     """Write every lesson, or with ``--check`` report the stale ones and exit 1."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="only report lessons that differ from their solution")
+    parser.add_argument("solutions", nargs="*", type=Path, help="only these solution notebooks (default: all)")
     args = parser.parse_args(argv)
+    wanted = {p.resolve() for p in args.solutions}
     stale = []
     for solution, lesson in pairs():
+        if wanted and solution.resolve() not in wanted:
+            continue
         text = generated_text(solution)
         current = lesson.read_text(encoding="utf-8") if lesson.exists() else None
         if current == text:

@@ -17,6 +17,7 @@ EXERCISES = {
     "01_first_run": {"q1", "q2", "q3", "q4", "q5"},
     "02_log_metrics": {"q1", "q2", "q3", "q4", "q5"},
     "04_compare_runs": {"q1", "q2", "q3", "q4"},
+    "05_tune_interactively": {"q1", "q2", "q3"},
 }
 
 pytestmark = pytest.mark.notebook

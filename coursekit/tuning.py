@@ -1,0 +1,243 @@
+"""Train-and-log one RandomForest attempt, and read the attempts back: what the tuning panel wraps.
+
+Plain functions and one small class, so they can be called (and tested) without
+a browser. Each call of :meth:`Tuner.train_and_log` logs exactly one MLflow run.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+import mlflow
+from mlflow.entities import Metric, Param, RunStatus, RunTag
+from mlflow.tracking import MlflowClient
+
+from coursekit.data import FEATURES, LABEL
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from pyspark.ml import PipelineModel
+    from pyspark.sql import DataFrame
+
+log = logging.getLogger(__name__)
+
+ATTEMPT_TAG = "attempt"
+DURATION_TAG = "duration_s"
+SOURCE_TAG = "source"
+SOURCE = "tuning-panel"
+FEATURE_SUBSET_STRATEGIES = ("auto", "all", "sqrt", "log2", "onethird")
+IMPURITIES = ("gini", "entropy")
+METRICS = ("AUC", "areaUnderPR", "accuracy", "f1")
+
+
+class TuningError(ValueError):
+    """An attempt could not be trained; the message says why in one sentence."""
+
+
+@dataclass(frozen=True)
+class ForestParams:
+    """The RandomForestClassifier settings one attempt tries, with the panel's bounds."""
+
+    numTrees: int = 20
+    maxDepth: int = 5
+    featureSubsetStrategy: str = "auto"
+    impurity: str = "gini"
+    subsamplingRate: float = 1.0
+    minInstancesPerNode: int = 1
+
+    def validate(self) -> None:
+        """Raise :class:`TuningError` naming the first setting Spark would reject."""
+        if not 1 <= self.numTrees <= 200:
+            raise TuningError(f"numTrees must be between 1 and 200, not {self.numTrees}.")
+        if not 1 <= self.maxDepth <= 20:
+            raise TuningError(f"maxDepth must be between 1 and 20, not {self.maxDepth}.")
+        if self.featureSubsetStrategy not in FEATURE_SUBSET_STRATEGIES:
+            raise TuningError(f"featureSubsetStrategy must be one of {', '.join(FEATURE_SUBSET_STRATEGIES)}.")
+        if self.impurity not in IMPURITIES:
+            raise TuningError(f"impurity must be 'gini' or 'entropy', not {self.impurity!r}.")
+        if not 0.0 < self.subsamplingRate <= 1.0:
+            raise TuningError(f"subsamplingRate must be in (0, 1], not {self.subsamplingRate}.")
+        if self.minInstancesPerNode < 1:
+            raise TuningError(f"minInstancesPerNode must be at least 1, not {self.minInstancesPerNode}.")
+
+    @classmethod
+    def from_mapping(cls, values: Any) -> ForestParams:
+        """Build from a dict or a leaderboard row (numpy numbers become plain Python ones)."""
+        return cls(
+            numTrees=int(values["numTrees"]), maxDepth=int(values["maxDepth"]),
+            featureSubsetStrategy=str(values["featureSubsetStrategy"]), impurity=str(values["impurity"]),
+            subsamplingRate=float(values["subsamplingRate"]), minInstancesPerNode=int(values["minInstancesPerNode"]),
+        )
+
+    def run_name(self, attempt: int) -> str:
+        """A run name that says what was tried, e.g. ``try-03 trees=20 depth=5 sqrt gini``."""
+        return (
+            f"try-{attempt:02d} trees={self.numTrees} depth={self.maxDepth} {self.featureSubsetStrategy} "
+            f"{self.impurity} sub={self.subsamplingRate:g} min={self.minInstancesPerNode}"
+        )
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    """What one attempt logged."""
+
+    run_id: str
+    run_name: str
+    attempt: int
+    metrics: dict[str, float]
+    duration_s: float
+
+
+def prepare_data(data: DataFrame, seed: int) -> tuple[DataFrame, DataFrame]:
+    """Split 70/30 with ``seed`` and assemble the feature vector once, cached, so each attempt only fits."""
+    from pyspark.ml.feature import VectorAssembler
+
+    assembled = VectorAssembler(inputCols=FEATURES, outputCol="features").transform(data).select("features", LABEL)
+    train, test = assembled.randomSplit([0.7, 0.3], seed=seed)
+    return train.cache(), test.cache()
+
+
+def score(model: PipelineModel | Any, test: DataFrame) -> dict[str, float]:
+    """AUC, areaUnderPR, accuracy and F1 of ``model`` on ``test``, from one collect of 136 rows.
+
+    scikit-learn computes the same area under the ROC curve as Spark's
+    BinaryClassificationEvaluator on the same probabilities; one collect
+    instead of four Spark jobs keeps a click under a second.
+    """
+    from sklearn.metrics import accuracy_score, average_precision_score, f1_score, roc_auc_score
+
+    rows = model.transform(test).select(LABEL, "probability", "prediction").collect()
+    labels = [int(r[LABEL]) for r in rows]
+    positive = [float(r["probability"][1]) for r in rows]
+    predicted = [int(r["prediction"]) for r in rows]
+    return {
+        "AUC": float(roc_auc_score(labels, positive)),
+        "areaUnderPR": float(average_precision_score(labels, positive)),
+        "accuracy": float(accuracy_score(labels, predicted)),
+        "f1": float(f1_score(labels, predicted)),
+    }
+
+
+class Tuner:
+    """Trains one seeded RandomForest per call and logs it as one run in ``experiment_name``."""
+
+    def __init__(self, train: DataFrame, test: DataFrame, experiment_name: str, seed: int = 42) -> None:
+        self.train = train
+        self.test = test
+        self.experiment_name = experiment_name
+        self.seed = seed
+        self.client = MlflowClient()
+        experiment = self.client.get_experiment_by_name(experiment_name)
+        if experiment is None:
+            raise TuningError(f"Experiment {experiment_name!r} does not exist: run the setup cell first.")
+        self.experiment_id = experiment.experiment_id
+        self.models: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def next_attempt(self) -> int:
+        """1 + the number of attempts already logged in the experiment."""
+        runs = self.client.search_runs(
+            [self.experiment_id], filter_string=f"tags.{SOURCE_TAG} = '{SOURCE}'", max_results=10_000
+        )
+        return len(runs) + 1
+
+    def train_and_log(self, params: ForestParams) -> AttemptResult:
+        """Fit one forest with ``params``, log exactly one run (params, metrics, tags), return what was logged.
+
+        Invalid settings raise :class:`TuningError` before any run exists; a fit
+        that fails inside Spark ends its run as FAILED with the reason as a tag,
+        then raises :class:`TuningError`.
+        """
+        params.validate()
+        from pyspark.ml.classification import RandomForestClassifier
+
+        with self._lock:
+            attempt = self.next_attempt()
+            name = params.run_name(attempt)
+            run = self.client.create_run(
+                self.experiment_id, run_name=name, tags={SOURCE_TAG: SOURCE, ATTEMPT_TAG: str(attempt)}
+            )
+            run_id = run.info.run_id
+            started = time.perf_counter()
+            try:
+                forest = RandomForestClassifier(labelCol=LABEL, featuresCol="features", seed=self.seed, **asdict(params))
+                model = forest.fit(self.train)
+                metrics = score(model, self.test)
+            except Exception as exc:
+                self.client.set_tag(run_id, "error", str(exc).splitlines()[0][:500])
+                self.client.set_terminated(run_id, RunStatus.to_string(RunStatus.FAILED))
+                raise TuningError(f"Spark could not train this forest: {str(exc).splitlines()[0][:200]}") from exc
+            duration = time.perf_counter() - started
+            now = int(time.time() * 1000)
+            self.client.log_batch(
+                run_id,
+                metrics=[Metric(k, v, now, 0) for k, v in metrics.items()],
+                params=[Param(k, str(v)) for k, v in {"model_type": "RandomForest", **asdict(params), "seed": self.seed}.items()],
+                tags=[RunTag(DURATION_TAG, f"{duration:.2f}")],
+            )
+            self.client.set_terminated(run_id)
+            self.models[run_id] = model
+            log.info("attempt %s logged as %s (AUC %.3f)", attempt, run_id, metrics["AUC"])
+            return AttemptResult(run_id, name, attempt, metrics, duration)
+
+    def leaderboard(self) -> pd.DataFrame:
+        """All finished attempts, best AUC first: attempt, run name, the six settings, metrics, run id."""
+        return leaderboard(self.experiment_name)
+
+    def log_best_model(self, pip_requirements: list[str] | None = None) -> str:
+        """Log the Spark model of the best attempt into that attempt's run; return the model URI.
+
+        Refits from the logged params when the model is no longer in memory
+        (after a kernel restart): the seed makes it the same forest.
+        """
+        import mlflow.spark
+        import pyspark
+
+        board = self.leaderboard()
+        if board.empty:
+            raise TuningError("No attempt yet: press Train & log first.")
+        best = board.iloc[0]
+        run_id = str(best["run_id"])
+        model = self.models.get(run_id)
+        if model is None:
+            from pyspark.ml.classification import RandomForestClassifier
+
+            settings = asdict(ForestParams.from_mapping(best))
+            model = RandomForestClassifier(labelCol=LABEL, featuresCol="features", seed=self.seed, **settings).fit(self.train)
+        requirements = pip_requirements or [f"mlflow=={mlflow.__version__}", f"pyspark=={pyspark.__version__}"]
+        with mlflow.start_run(run_id=run_id):
+            info = mlflow.spark.log_model(model, "rf_model", pip_requirements=requirements)
+        return str(info.model_uri)
+
+
+_INT_PARAMS = ("numTrees", "maxDepth", "minInstancesPerNode")
+
+
+def leaderboard(experiment_name: str) -> pd.DataFrame:
+    """The tuning attempts of ``experiment_name`` read from the store, best AUC first."""
+    import pandas as pd
+
+    columns = ["attempt", "run_name", *ForestParams.__dataclass_fields__, *METRICS, "duration_s", "run_id"]
+    runs = mlflow.search_runs(
+        experiment_names=[experiment_name],
+        filter_string=f"tags.{SOURCE_TAG} = '{SOURCE}' and attributes.status = 'FINISHED'",
+        order_by=["metrics.AUC DESC", "attributes.start_time ASC"],
+    )
+    if runs.empty:
+        return pd.DataFrame(columns=columns)
+    board = pd.DataFrame({
+        "attempt": runs[f"tags.{ATTEMPT_TAG}"].astype(int),
+        "run_name": runs["tags.mlflow.runName"],
+        **{k: runs[f"params.{k}"] for k in ForestParams.__dataclass_fields__},
+        **{k: runs[f"metrics.{k}"] for k in METRICS},
+        "duration_s": runs[f"tags.{DURATION_TAG}"].astype(float),
+        "run_id": runs["run_id"],
+    })
+    for key in _INT_PARAMS:
+        board[key] = board[key].astype(int)
+    board["subsamplingRate"] = board["subsamplingRate"].astype(float)
+    return board.reset_index(drop=True)
