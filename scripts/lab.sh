@@ -6,6 +6,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${COURSE_VENV:-$ROOT/.venv}"
 PORT="${COURSE_LAB_PORT:-8888}"
+LAB_ROOT="${COURSE_LAB_ROOT:-$ROOT/lessons}"
 
 bash "$ROOT/scripts/setup.sh"
 
@@ -14,7 +15,7 @@ if ! "$VENV/bin/python" -m coursekit.ports "$PORT" >/dev/null 2>&1; then
 fi
 
 args=(
-  --ServerApp.root_dir="$ROOT/lessons"
+  --ServerApp.root_dir="$LAB_ROOT"
   --ServerApp.ip=127.0.0.1
   --ServerApp.port="$PORT"
   --MappingKernelManager.default_kernel_name=mlflow-spark-course

@@ -42,6 +42,14 @@ if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 
+# Offline: JupyterLab must not offer to fetch news or look for updates.
+mkdir -p "$VENV/share/jupyter/lab/settings"
+cat > "$VENV/share/jupyter/lab/settings/overrides.json" <<'JSON'
+{
+  "@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": false}
+}
+JSON
+
 "$VENV/bin/python" -m ipykernel install --sys-prefix --name "$KERNEL_NAME" --display-name "$KERNEL_DISPLAY" >/dev/null
 mkdir -p "${COURSE_DATA_DIR:-$ROOT/.course-data}"
 say "Setup complete: kernel '$KERNEL_DISPLAY' in $VENV"
