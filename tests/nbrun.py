@@ -22,6 +22,7 @@ LESSONS = sorted((REPO / "lessons").glob("[0-9][0-9]_*.ipynb"))
 FAST_PARAMETERS: dict[str, dict[str, Any]] = {
     "01_first_run": {"NUM_TREES": 10, "MAX_DEPTH": 4, "LEARNER": "ci"},
     "02_log_metrics": {"NUM_TREES": 10, "MAX_DEPTH": 4, "TREE_COUNTS": [1, 4, 10]},
+    "03_log_model": {"NUM_TREES": 10, "MAX_DEPTH": 4},
     # Keeps 20 trees and depth 5, which the exercises ask about; the UI has its own browser test.
     "04_compare_runs": {"NUM_TREES_GRID": [5, 20], "MAX_DEPTH_GRID": [2, 5], "START_UI": False},
 }

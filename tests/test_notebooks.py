@@ -16,6 +16,7 @@ from coursekit.tracking import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG
 EXERCISES = {
     "01_first_run": {"q1", "q2", "q3", "q4", "q5"},
     "02_log_metrics": {"q1", "q2", "q3", "q4", "q5"},
+    "03_log_model": {"q1", "q2", "q3", "q4", "q5"},
     "04_compare_runs": {"q1", "q2", "q3", "q4"},
     "05_tune_interactively": {"q1", "q2", "q3"},
 }
