@@ -7,6 +7,7 @@ a browser. Each call of :meth:`Tuner.train_and_log` logs exactly one MLflow run.
 from __future__ import annotations
 
 import logging
+import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -31,7 +32,9 @@ SOURCE_TAG = "source"
 SOURCE = "tuning-panel"
 FEATURE_SUBSET_STRATEGIES = ("auto", "all", "sqrt", "log2", "onethird")
 IMPURITIES = ("gini", "entropy")
-METRICS = ("AUC", "areaUnderPR", "accuracy", "f1")
+# average_precision is scikit-learn's step-wise area under the precision-recall curve; Spark's
+# areaUnderPR interpolates linearly and differs in the third decimal, so the names stay apart.
+METRICS = ("AUC", "average_precision", "accuracy", "f1")
 
 
 class TuningError(ValueError):
@@ -51,6 +54,12 @@ class ForestParams:
 
     def validate(self) -> None:
         """Raise :class:`TuningError` naming the first setting Spark would reject."""
+        for name in ("numTrees", "maxDepth", "minInstancesPerNode"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TuningError(f"{name} must be a whole number, not {value!r}.")
+        if isinstance(self.subsamplingRate, bool) or not isinstance(self.subsamplingRate, (int, float)):
+            raise TuningError(f"subsamplingRate must be a number, not {self.subsamplingRate!r}.")
         if not 1 <= self.numTrees <= 200:
             raise TuningError(f"numTrees must be between 1 and 200, not {self.numTrees}.")
         if not 1 <= self.maxDepth <= 20:
@@ -102,7 +111,7 @@ def prepare_data(data: DataFrame, seed: int) -> tuple[DataFrame, DataFrame]:
 
 
 def score(model: PipelineModel | Any, test: DataFrame) -> dict[str, float]:
-    """AUC, areaUnderPR, accuracy and F1 of ``model`` on ``test``, from one collect of 136 rows.
+    """AUC, average precision, accuracy and F1 of ``model`` on ``test``, from one collect of 136 rows.
 
     scikit-learn computes the same area under the ROC curve as Spark's
     BinaryClassificationEvaluator on the same probabilities; one collect
@@ -116,7 +125,7 @@ def score(model: PipelineModel | Any, test: DataFrame) -> dict[str, float]:
     predicted = [int(r["prediction"]) for r in rows]
     return {
         "AUC": float(roc_auc_score(labels, positive)),
-        "areaUnderPR": float(average_precision_score(labels, positive)),
+        "average_precision": float(average_precision_score(labels, positive)),
         "accuracy": float(accuracy_score(labels, predicted)),
         "f1": float(f1_score(labels, predicted)),
     }
@@ -168,9 +177,10 @@ class Tuner:
                 model = forest.fit(self.train)
                 metrics = score(model, self.test)
             except Exception as exc:
-                self.client.set_tag(run_id, "error", str(exc).splitlines()[0][:500])
+                reason = first_line(exc)
+                self.client.set_tag(run_id, "error", reason[:500])
                 self.client.set_terminated(run_id, RunStatus.to_string(RunStatus.FAILED))
-                raise TuningError(f"Spark could not train this forest: {str(exc).splitlines()[0][:200]}") from exc
+                raise TuningError(f"Spark could not train this forest: {reason[:200]}") from exc
             duration = time.perf_counter() - started
             now = int(time.time() * 1000)
             self.client.log_batch(
@@ -209,9 +219,17 @@ class Tuner:
             settings = asdict(ForestParams.from_mapping(best))
             model = RandomForestClassifier(labelCol=LABEL, featuresCol="features", seed=self.seed, **settings).fit(self.train)
         requirements = pip_requirements or [f"mlflow=={mlflow.__version__}", f"pyspark=={pyspark.__version__}"]
-        with mlflow.start_run(run_id=run_id):
-            info = mlflow.spark.log_model(model, "rf_model", pip_requirements=requirements)
-        return str(info.model_uri)
+        # Save, then attach to the run with the client: no active run is needed, and a failure
+        # here can never mark the best attempt's run as FAILED.
+        with tempfile.TemporaryDirectory(prefix="course-model-") as tmp:
+            mlflow.spark.save_model(model, f"{tmp}/rf_model", pip_requirements=requirements)
+            self.client.log_artifacts(run_id, f"{tmp}/rf_model", "rf_model")
+        return f"runs:/{run_id}/rf_model"
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message, or its type name when the message is empty."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 _INT_PARAMS = ("numTrees", "maxDepth", "minInstancesPerNode")

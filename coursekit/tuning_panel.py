@@ -18,7 +18,15 @@ import matplotlib.pyplot as plt
 from IPython.display import display
 
 from coursekit.plots import parallel_coordinates
-from coursekit.tuning import FEATURE_SUBSET_STRATEGIES, IMPURITIES, AttemptResult, ForestParams, Tuner, TuningError
+from coursekit.tuning import (
+    FEATURE_SUBSET_STRATEGIES,
+    IMPURITIES,
+    AttemptResult,
+    ForestParams,
+    Tuner,
+    TuningError,
+    first_line,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -114,7 +122,7 @@ class TuningPanel:
         except Exception as exc:  # noqa: BLE001 - the panel must keep working whatever happens
             log.exception("tuning attempt failed")
             self.last_error = str(exc)
-            self.status.value = f"⚠️ Unexpected error: {html.escape(str(exc).splitlines()[0][:200])}"
+            self.status.value = f"⚠️ Unexpected error: {html.escape(first_line(exc)[:200])}"
         else:
             self.last_result = result
             self.last_error = None
@@ -178,6 +186,10 @@ class TuningPanel:
             uri = self.tuner.log_best_model()
         except TuningError as exc:
             self.status.value = f"⚠️ {html.escape(str(exc))}"
+            return None
+        except Exception as exc:  # noqa: BLE001 - the panel must keep working whatever happens
+            log.exception("logging the best model failed")
+            self.status.value = f"⚠️ Could not log the model: {html.escape(first_line(exc)[:200])}"
             return None
         finally:
             self._busy.release()
