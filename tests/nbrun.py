@@ -36,6 +36,8 @@ def run_notebook(source: Path, output: Path, data_dir: Path, parameters: dict[st
     """
     env_before = os.environ.get("COURSE_DATA_DIR")
     os.environ["COURSE_DATA_DIR"] = str(data_dir)
+    # The kernel must find its store through COURSE_DATA_DIR alone, never an inherited URI.
+    uri_before = os.environ.pop("MLFLOW_TRACKING_URI", None)
     try:
         papermill.execute_notebook(
             str(source), str(output), parameters=parameters or {}, kernel_name=KERNEL_NAME,
@@ -45,6 +47,8 @@ def run_notebook(source: Path, output: Path, data_dir: Path, parameters: dict[st
     except PapermillExecutionError:
         pass  # the output notebook was written, with the failing cell marked
     finally:
+        if uri_before is not None:
+            os.environ["MLFLOW_TRACKING_URI"] = uri_before
         if env_before is None:
             os.environ.pop("COURSE_DATA_DIR", None)
         else:
