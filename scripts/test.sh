@@ -28,8 +28,13 @@ export COURSE_DATA_DIR
 trap 'rm -rf "$COURSE_DATA_DIR"' EXIT
 unset MLFLOW_TRACKING_URI SPARK_REMOTE
 
-exec "$VENV/bin/python" -m pytest tests solutions \
+# Two pytest sessions: nbval's kernels then start from this clean environment, whatever the
+# tests before them did to MLflow's variables in-process.
+status=0
+"$VENV/bin/python" -m pytest tests -p no:cacheprovider "$@" || status=$?
+"$VENV/bin/python" -m pytest solutions \
   --nbval-lax \
   --nbval-kernel-name mlflow-spark-course \
   --nbval-sanitize-with tests/nbval_sanitize.cfg \
-  -p no:cacheprovider "$@"
+  -p no:cacheprovider "$@" || status=$?
+exit "$status"

@@ -50,7 +50,8 @@ def test_lab_command_serves_lessons_with_course_kernel_and_survives_a_busy_port(
     with socket.socket() as blocker:
         blocker.bind(("127.0.0.1", busy))
         blocker.listen()
-        env = {**os.environ, "COURSE_LAB_PORT": str(busy), "COURSE_LAB_NO_BROWSER": "1"}
+        env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+        env.update({"COURSE_LAB_PORT": str(busy), "COURSE_LAB_NO_BROWSER": "1"})
         lab = subprocess.Popen(
             ["bash", "scripts/lab.sh", f"--IdentityProvider.token={TOKEN}"],
             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,

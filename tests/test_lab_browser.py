@@ -55,7 +55,7 @@ def test_pressing_train_and_log_in_jupyterlab_logs_one_run(tmp_path: Path) -> No
     shutil.copy(REPO / "lessons" / "05_tune_interactively.ipynb", workdir)
     port = first_free(18988)
     env = {
-        **os.environ, "COURSE_DATA_DIR": str(store), "COURSE_LAB_PORT": str(port), "COURSE_LAB_NO_BROWSER": "1",
+        **{k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}, "COURSE_DATA_DIR": str(store), "COURSE_LAB_PORT": str(port), "COURSE_LAB_NO_BROWSER": "1",
         "COURSE_LAB_ROOT": str(workdir),  # a copy, so autosave never touches the shipped lesson
     }
     log_file = (tmp_path / "lab.log").open("wb")

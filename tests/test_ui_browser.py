@@ -32,6 +32,7 @@ def test_ui_lists_filters_and_compares_the_lesson_runs(
     lesson04_store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("COURSE_DATA_DIR", str(lesson04_store))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # the store is the one in COURSE_DATA_DIR
     from coursekit.tracking import configure_tracking
 
     configure_tracking()

@@ -62,12 +62,13 @@ def course_spark(
         for frame in (train, test):
             if frame is not None:
                 frame.unpersist()
+        # set_tracking_uri exports MLFLOW_TRACKING_URI, so the environment is restored after it.
+        mlflow.set_tracking_uri(previous_uri)
         for name, value in saved_env.items():
             if value is None:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-        mlflow.set_tracking_uri(previous_uri)
         mlflow.tracking.fluent._active_experiment_id = previous_experiment
         if spark is not None and not _needed_later(request):
             spark.stop()
