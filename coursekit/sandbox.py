@@ -1,0 +1,207 @@
+"""Run one submission in its own folder, with its own copy of ``coursekit``, under time and memory limits.
+
+Layout of a sandbox (a fresh temporary folder per submission)::
+
+    <sandbox>/work/<lesson>.ipynb   the submission (the kernel's cwd)
+    <sandbox>/pkg/coursekit/        a private copy of the checks, first on the kernel's PYTHONPATH
+    <sandbox>/pkg/datasets/         a private copy of the course data
+    <sandbox>/data/                 COURSE_DATA_DIR: its own MLflow store and Spark scratch space
+    <sandbox>/home/, <sandbox>/tmp/ HOME and TMPDIR
+
+A child process (:mod:`coursekit.runner`) executes the notebook; this module watches it from the
+grader's side: the whole notebook's wall clock, and the resident memory of the child's process tree
+(kernel, Spark JVM, anything they start), summed with psutil. Virtual-memory limits (RLIMIT_AS) are not
+used: the JVM reserves far more address space than it touches. Over a limit, every process of the tree is
+killed; the events written so far still count. This is detection and containment, not a security
+boundary: the kernel runs as the grader's user and can reach any file that user can.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+import coursekit
+from coursekit.fingerprint import content_digest
+from coursekit.generate import KERNEL_NAME
+from coursekit.runner import Job
+
+log = logging.getLogger(__name__)
+
+PACKAGE_DIR = Path(coursekit.__file__).resolve().parent
+DATASETS_DIR = PACKAGE_DIR.parent / "datasets"
+POLL_SECONDS = 0.5
+_MB = 1024 * 1024
+# Variables a kernel must not inherit from the grader: they would point it at another store or package.
+_DROPPED_PREFIXES = ("MLFLOW_", "COURSE_", "PYTHON", "SPARK_REMOTE", "JUPYTER_", "IPYTHON", "MPLCONFIGDIR")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-submission limits; every one is a command-line option of the grader."""
+
+    cell_timeout: int = 300
+    notebook_timeout: int = 1200
+    memory_mb: int = 6144
+    max_output_kb: int = 2048
+
+
+@dataclass
+class Execution:
+    """What happened while one submission ran (raw facts; :mod:`coursekit.scoring` turns them into points)."""
+
+    events: list[dict[str, Any]] = field(default_factory=list)
+    killed: str | None = None
+    tampered: bool = False
+    seconds: float = 0.0
+    notebook: Path | None = None
+    peak_mb: int = 0
+
+
+def kernel_environment(sandbox: Path, base: dict[str, str] | None = None) -> dict[str, str]:
+    """The child's environment: the grader's, minus MLflow/course/Python overrides, plus the sandbox's folders."""
+    env = {k: v for k, v in (os.environ if base is None else base).items() if not k.startswith(_DROPPED_PREFIXES)}
+    env.update({
+        "HOME": str(sandbox / "home"),
+        "TMPDIR": str(sandbox / "tmp"),
+        "COURSE_DATA_DIR": str(sandbox / "data"),
+        "COURSE_DATASETS_DIR": str(sandbox / "pkg" / "datasets"),
+        # Bytecode caches would change the package copy's fingerprint on every import.
+        "PYTHONDONTWRITEBYTECODE": "1",
+        # The child itself imports the grader's coursekit; it gives the kernel the sandbox's copy.
+        "PYTHONPATH": str(PACKAGE_DIR.parent),
+    })
+    return env
+
+
+def prepare(sandbox: Path, lesson: str, notebook_bytes: bytes) -> Path:
+    """Fill an empty sandbox folder (see the module docstring) and return the notebook's path in it."""
+    for name in ("work", "pkg", "data", "home", "tmp"):
+        (sandbox / name).mkdir(parents=True, exist_ok=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    shutil.copytree(PACKAGE_DIR, sandbox / "pkg" / "coursekit", ignore=ignore)
+    shutil.copytree(DATASETS_DIR, sandbox / "pkg" / "datasets", ignore=ignore)
+    notebook = sandbox / "work" / f"{lesson}.ipynb"
+    notebook.write_bytes(notebook_bytes)
+    return notebook
+
+
+def _tree(root: psutil.Process) -> list[psutil.Process]:
+    try:
+        return [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return [root]
+
+
+def _rss(processes: list[psutil.Process]) -> int:
+    total = 0
+    for proc in processes:
+        try:
+            total += proc.memory_info().rss
+        except psutil.Error:
+            pass
+    return total
+
+
+def kill_all(processes: dict[int, psutil.Process]) -> None:
+    """SIGKILL every process still running (psutil refuses to signal a reused pid)."""
+    for proc in processes.values():
+        try:
+            proc.kill()
+        except psutil.Error:
+            pass
+
+
+def watch(child: subprocess.Popen[bytes], limits: Limits) -> tuple[str | None, int]:
+    """Wait for ``child`` while enforcing the wall-clock and memory limits; returns (kill reason, peak MB).
+
+    Every process ever seen in the tree is killed at the end if still alive, so nothing a
+    notebook started outlives its grading (orphans that escaped the tree in under half a
+    second are the exception).
+    """
+    root = psutil.Process(child.pid)
+    seen: dict[int, psutil.Process] = {}
+    started, peak, reason = time.monotonic(), 0, None
+    while child.poll() is None:
+        tree = _tree(root)
+        for proc in tree:
+            seen.setdefault(proc.pid, proc)
+        rss = _rss(tree)
+        peak = max(peak, rss)
+        if rss > limits.memory_mb * _MB:
+            reason = f"memory limit: the kernel's processes used {rss // _MB} MB (limit {limits.memory_mb} MB)"
+        elif time.monotonic() - started > limits.notebook_timeout:
+            reason = f"notebook time limit: still running after {limits.notebook_timeout} s"
+        if reason:
+            log.warning("killing a submission: %s", reason)
+            kill_all(seen)
+            break
+        time.sleep(POLL_SECONDS)
+    child.wait()
+    seen.pop(child.pid, None)
+    kill_all(seen)
+    return reason, peak // _MB
+
+
+def read_events(path: Path) -> list[dict[str, Any]]:
+    """The runner's events; a half-written last line (the runner was killed) is ignored."""
+    events = []
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return []
+    for line in lines:
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(event, dict):
+            events.append(event)
+    return events
+
+
+def execute(lesson: str, notebook_bytes: bytes, private: Path, limits: Limits, watch_roots: list[Path],
+            kernel_name: str = KERNEL_NAME) -> Execution:
+    """Run one submission in a fresh sandbox; keep the executed notebook and events in ``private``.
+
+    ``private`` is a folder the kernel is not told about. The sandbox is deleted afterwards.
+    """
+    private.mkdir(parents=True, exist_ok=True)
+    sandbox = Path(tempfile.mkdtemp(prefix="coursekit-sandbox-"))
+    try:
+        notebook = prepare(sandbox, lesson, notebook_bytes)
+        digest = content_digest(sandbox / "pkg" / "coursekit")
+        job = Job(
+            notebook=str(notebook), output=str(private / "executed.ipynb"), events=str(private / "events.jsonl"),
+            workdir=str(notebook.parent), package_dir=str(sandbox / "pkg"), kernel_name=kernel_name,
+            cell_timeout=limits.cell_timeout, max_output_bytes=limits.max_output_kb * 1024,
+            watch_roots=[str(root) for root in watch_roots],
+        )
+        job.save(private / "job.json")
+        started = time.monotonic()
+        with (private / "runner.log").open("wb") as runner_log:
+            child = subprocess.Popen(
+                [sys.executable, "-m", "coursekit.runner", str(private / "job.json")],
+                cwd=private, env=kernel_environment(sandbox), stdin=subprocess.DEVNULL,
+                stdout=runner_log, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+            killed, peak = watch(child, limits)
+        output = Path(job.output)
+        return Execution(
+            events=read_events(Path(job.events)), killed=killed,
+            tampered=content_digest(sandbox / "pkg" / "coursekit") != digest,
+            seconds=time.monotonic() - started, notebook=output if output.is_file() else None, peak_mb=peak,
+        )
+    finally:
+        shutil.rmtree(sandbox, ignore_errors=True)
