@@ -19,6 +19,8 @@ EXERCISES = {
     "03_log_model": {"q1", "q2", "q3", "q4", "q5"},
     "04_compare_runs": {"q1", "q2", "q3", "q4"},
     "05_tune_interactively": {"q1", "q2", "q3"},
+    "06_model_registry": {"q1", "q2", "q3", "q4", "q5"},
+    "07_capstone": {"q1", "q2", "q3"},
 }
 
 pytestmark = pytest.mark.notebook
