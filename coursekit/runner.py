@@ -85,7 +85,7 @@ class BudgetedClient(PapermillNotebookClient):  # type: ignore[misc]
         self._noted_cells: set[int] = set()
 
     def output(self, outs: list[NotebookNode], msg: dict[str, Any], display_id: str | None, cell_index: int) -> NotebookNode | None:
-        """Store the output if the budget allows, else drop it (leaving one note in the cell)."""
+        """Store the output while the budget lasts; after that drop all but check results (one note per cell)."""
         content = msg.get("content", {})
         data = content.get("data") or {}
         if CHECK_MIMETYPE in data:
@@ -94,7 +94,7 @@ class BudgetedClient(PapermillNotebookClient):  # type: ignore[misc]
                 data["text/plain"] = text[:MAX_MESSAGE_CHARS] + "…"
             return super().output(outs, msg, display_id, cell_index)  # type: ignore[no-any-return]
         size = _content_size(content)
-        if self.output_used + size <= self.max_output_bytes:
+        if not self.output_truncated and self.output_used + size <= self.max_output_bytes:
             self.output_used += size
             return super().output(outs, msg, display_id, cell_index)  # type: ignore[no-any-return]
         self.output_truncated = True

@@ -116,8 +116,13 @@ def unexecuted(learner: str, lesson: str, status: str, reason: str, points: Mapp
     return LessonResult(learner, lesson, status, exercises, [reason] if reason else [], source)
 
 
-def _cell_label(index: int) -> str:
-    return f"cell {index + 1}"
+def _cell_label(index: int, cells: list[str] | None = None) -> str:
+    """``cell 12`` (counting every cell from 1, as it appears in Jupyter), plus its first line when known."""
+    label = f"cell {index + 1}"
+    if cells and 0 <= index < len(cells) and cells[index].strip():
+        first = cells[index].strip().splitlines()[0]
+        label += f" (`{first[:60]}{'…' if len(first) > 60 else ''}`)"
+    return label
 
 
 class _Run:
@@ -163,13 +168,13 @@ def score(learner: str, lesson: str, points: Mapping[str, float], cells: list[st
     run = _Run(execution)
     checks = run.counted_checks()
     completed = run.end is not None and run.end.get("status") == "completed" and execution.killed is None
-    stop = _stop_reason(run, execution)
+    stop = _stop_reason(run, execution, cells)
     reasons: list[str] = []
     statuses: set[str] = set()
 
     if run.tamper_cell is not None:
         statuses.add("tampered")
-        where = _cell_label(run.tamper_cell) if run.tamper_cell >= 0 else "the notebook"
+        where = _cell_label(run.tamper_cell, cells) if run.tamper_cell >= 0 else "the notebook"
         reasons.append(f"tampered checks: {where} changed the grader's copy of coursekit; only checks before it count")
     if blamed_outside:
         statuses.add("wrote outside its folder")
@@ -177,21 +182,21 @@ def score(learner: str, lesson: str, points: Mapping[str, float], cells: list[st
         reasons.append(f"wrote outside its folder: {shown}")
     if execution.killed:
         statuses.add("memory limit" if execution.killed.startswith("memory") else "timeout")
-        reasons.append(execution.killed + (f" (in {_cell_label(run.stopped_in)})" if run.stopped_in is not None else ""))
+        reasons.append(execution.killed + (f" (in {_cell_label(run.stopped_in, cells)})" if run.stopped_in is not None else ""))
     elif run.end is None:
         statuses.add("kernel died")
         reasons.append("the runner stopped without finishing (see the grader's log)")
     elif run.end.get("status") != "completed":
         statuses.add("kernel died" if run.end.get("status") == "kernel died" else "timeout" if run.end.get("status") == "timeout" else "cell errors")
-        reasons.append(stop)
+        reasons.append(_stop_reason(run, execution, cells))
     for cell, event in sorted(run.executed.items()):
         error = event.get("error")
         if error and error.startswith(TIMEOUT_ENAME):
             statuses.add("timeout")
-            reasons.append(f"{_cell_label(cell)} timed out ({error.split(': ', 1)[-1]}) and was interrupted; later cells still ran")
+            reasons.append(f"{_cell_label(cell, cells)} timed out ({error.split(': ', 1)[-1]}) and was interrupted; later cells still ran")
         elif error:
             statuses.add("cell errors")
-            reasons.append(f"{_cell_label(cell)} raised {error}")
+            reasons.append(f"{_cell_label(cell, cells)} raised {error}")
     if any(e.get("truncated") for e in execution.events):
         statuses.add("output too large")
         reasons.append("output too large: outputs beyond the limit were dropped from the stored notebook")
@@ -222,13 +227,13 @@ def score(learner: str, lesson: str, points: Mapping[str, float], cells: list[st
     return LessonResult(learner, lesson, status, results, reasons, seconds=execution.seconds)
 
 
-def _stop_reason(run: _Run, execution: Execution) -> str:
+def _stop_reason(run: _Run, execution: Execution, cells: list[str] | None = None) -> str:
     if execution.killed:
         return execution.killed
     if run.end is None:
         return "the runner stopped without finishing"
     status, detail = run.end.get("status"), run.end.get("detail", "")
-    where = f" in {_cell_label(run.stopped_in)}" if run.stopped_in is not None else ""
+    where = f" in {_cell_label(run.stopped_in, cells)}" if run.stopped_in is not None else ""
     if status == "completed":
         return "it ran to the end"
     return f"{status}{where}" + (f": {detail}" if detail else "")

@@ -1,0 +1,111 @@
+"""One submission's sandbox: its environment, its private copies, and the limits the watchdog enforces."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import psutil
+import pytest
+
+from coursekit.sandbox import PACKAGE_DIR, Limits, execute, kernel_environment, prepare, read_events, watch
+
+
+def test_the_kernel_environment_drops_mlflow_and_course_overrides(tmp_path: Path) -> None:
+    base = {
+        "PATH": "/usr/bin", "JAVA_HOME": "/jdk", "MLFLOW_TRACKING_URI": "sqlite:///elsewhere.db", "MLFLOW_EXPERIMENT_ID": "7",
+        "COURSE_DATA_DIR": "/shared", "PYTHONPATH": "/evil", "SPARK_REMOTE": "sc://x", "HOME": "/root",
+    }
+    env = kernel_environment(tmp_path, base)
+    assert not any(k.startswith("MLFLOW_") for k in env)
+    assert env["PATH"] == "/usr/bin" and env["JAVA_HOME"] == "/jdk" and "SPARK_REMOTE" not in env
+    assert env["HOME"] == str(tmp_path / "home") and env["TMPDIR"] == str(tmp_path / "tmp")
+    assert env["COURSE_DATA_DIR"] == str(tmp_path / "data")
+    assert env["COURSE_DATASETS_DIR"] == str(tmp_path / "pkg" / "datasets")
+    assert env["PYTHONPATH"] == str(PACKAGE_DIR.parent)
+
+
+def test_prepare_copies_the_package_and_data_but_no_bytecode(tmp_path: Path) -> None:
+    notebook = prepare(tmp_path, "01_first_run", b"{}")
+    assert notebook == tmp_path / "work" / "01_first_run.ipynb" and notebook.read_bytes() == b"{}"
+    assert (tmp_path / "pkg" / "coursekit" / "lesson01.py").read_bytes() == (PACKAGE_DIR / "lesson01.py").read_bytes()
+    assert (tmp_path / "pkg" / "datasets" / "pima_diabetes.csv").is_file()
+    assert not list((tmp_path / "pkg").rglob("__pycache__"))
+    assert all((tmp_path / d).is_dir() for d in ("data", "home", "tmp"))
+
+
+def _spawn(code: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
+
+
+def test_the_watchdog_kills_a_process_tree_over_its_memory_limit() -> None:
+    # The parent is small; the grandchild holds the memory, as a Spark JVM would.
+    child = _spawn(
+        "import subprocess, sys, time\n"
+        "subprocess.Popen([sys.executable, '-c', 'import time; b = bytearray(300 * 2**20); b[::4096] = b\"x\" * len(b[::4096]); time.sleep(60)'])\n"
+        "time.sleep(60)"
+    )
+    started = time.monotonic()
+    reason, peak = watch(child, Limits(memory_mb=150, notebook_timeout=50))
+    assert reason is not None and reason.startswith("memory limit: the kernel's processes used")
+    assert peak >= 150 and time.monotonic() - started < 30
+    assert child.returncode is not None
+
+
+def test_the_watchdog_enforces_the_notebook_time_limit_and_leaves_no_orphan() -> None:
+    child = _spawn("import subprocess, sys, time\nsubprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'])\ntime.sleep(120)")
+    time.sleep(1)
+    grandchildren = psutil.Process(child.pid).children(recursive=True)
+    reason, _ = watch(child, Limits(notebook_timeout=2))
+    assert reason == "notebook time limit: still running after 2 s"
+    assert grandchildren and not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in grandchildren)
+
+
+def test_a_quiet_child_finishes_normally_and_its_leftovers_are_killed() -> None:
+    child = _spawn("import subprocess, sys\nsubprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'])\nimport time; time.sleep(1.5)")
+    reason, _ = watch(child, Limits())
+    assert reason is None and child.returncode == 0
+    time.sleep(0.5)
+    assert not [p for p in psutil.process_iter(["cmdline"]) if "time.sleep(120)" in " ".join(p.info["cmdline"] or []) and p.ppid() in (1, child.pid)
+                and p.status() != psutil.STATUS_ZOMBIE]
+
+
+def test_events_survive_a_half_written_last_line(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    path.write_text('{"event": "start", "cell": 1}\n[1, 2]\n{"event": "executed", "ce')
+    assert read_events(path) == [{"event": "start", "cell": 1}]
+    assert read_events(tmp_path / "missing.jsonl") == []
+
+
+@pytest.mark.notebook
+def test_a_kernel_sees_only_its_sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No inherited MLflow URI, the sandbox's own coursekit and store; tampering and budget are noticed."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/wrong.db")
+    watched = tmp_path / "watched"
+    watched.mkdir()
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("import os, coursekit\nprint(os.environ.get('MLFLOW_TRACKING_URI'), coursekit.__file__, os.environ['COURSE_DATA_DIR'], os.getcwd())"),
+        nbformat.v4.new_code_cell("from coursekit.lesson01 import q1\nq1.check()"),
+        nbformat.v4.new_code_cell("print('y' * 5000)"),
+        nbformat.v4.new_code_cell(f"open({str(watched / 'note.txt')!r}, 'w').write('hi')"),
+        nbformat.v4.new_code_cell("import coursekit.checks as c\nopen(c.__file__, 'a').write('# changed')"),
+        nbformat.v4.new_code_cell("1 / 0"),
+    ])
+    execution = execute("01_first_run", nbformat.writes(nb).encode(), tmp_path / "private", Limits(cell_timeout=60, max_output_kb=1), [watched])
+    executed = nbformat.read(execution.notebook, as_version=4)
+    uri, package, data_dir, cwd = executed.cells[0].outputs[0]["text"].split()
+    assert uri == "None"
+    assert "coursekit-sandbox-" in package and package.endswith("/pkg/coursekit/__init__.py")
+    assert data_dir.endswith("/data") and cwd.endswith("/work") and "coursekit-sandbox-" in cwd
+    assert not Path(cwd).exists()  # the sandbox is gone afterwards
+    by_cell = {e["cell"]: e for e in execution.events if e["event"] == "executed"}
+    assert by_cell[1]["checks"][0]["exercise"] == "q1" and by_cell[1]["checks"][0]["outcome"] in {"not attempted", "incorrect"}
+    assert by_cell[2]["truncated"] is True
+    assert by_cell[3]["outside"] == [str(watched / "note.txt")]
+    assert by_cell[4]["tampered"] is True and execution.tampered
+    assert by_cell[5]["error"] == "ZeroDivisionError: division by zero"
+    assert execution.events[-1]["event"] == "end" and execution.events[-1]["status"] == "completed"
+    assert execution.killed is None

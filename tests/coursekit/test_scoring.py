@@ -1,0 +1,160 @@
+"""From a run's events to points: the last check counts, failures have reasons, tampering voids the rest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+
+from coursekit.sandbox import Execution
+from coursekit.scoring import PointsError, check_calls, exercises_of, load_points, score, unexecuted
+
+POINTS = {"q1": 1.0, "q2": 2.0, "q3": 1.0}
+# cell 0: markdown, 1: setup, 2: q1, 3: q2, 4: q3
+CELLS = ["", "import x", "answer()\nq1.check()", "q2.check(best)", "q3.check()"]
+
+
+def _check(key: str, outcome: str) -> dict[str, str]:
+    return {"exercise": key, "outcome": outcome, "message": f"{key} said {outcome}"}
+
+
+def _executed(cell: int, *checks: dict[str, str], error: str | None = None, **extra: Any) -> list[dict[str, Any]]:
+    return [{"event": "start", "cell": cell}, {"event": "executed", "cell": cell, "checks": list(checks), "error": error, "t": cell, **extra}]
+
+
+def _end(status: str = "completed", detail: str = "") -> dict[str, Any]:
+    return {"event": "end", "status": status, "detail": detail}
+
+
+def _score(events: list[dict[str, Any]], cells: list[str] = CELLS, **kwargs: Any) -> Any:
+    return score("ann", "01_first_run", POINTS, cells, Execution(events=events, **kwargs))
+
+
+def test_a_clean_run_scores_each_check_and_the_last_result_counts() -> None:
+    events = [*_executed(1), *_executed(2, _check("q1", "incorrect"), _check("q1", "correct")),
+              *_executed(3, _check("q2", "correct")), *_executed(4, _check("q3", "not attempted")), _end()]
+    result = _score(events)
+    assert [(e.key, e.outcome, e.points) for e in result.exercises] == [("q1", "correct", 1), ("q2", "correct", 2), ("q3", "not attempted", 0)]
+    assert (result.status, result.reasons, result.total, result.max_points) == ("ok", [], 3, 4)
+    assert result.exercises[0].message == "q1 said correct"
+
+
+def test_a_cell_error_costs_only_its_own_exercise() -> None:
+    events = [*_executed(1), *_executed(2, error="NameError: name 'x' is not defined"), *_executed(3, _check("q2", "correct")),
+              *_executed(4, _check("q3", "correct")), _end()]
+    result = _score(events)
+    assert [e.outcome for e in result.exercises] == ["error", "correct", "correct"]
+    assert result.status == "cell errors"
+    assert result.reasons == ["cell 3 (`answer()`) raised NameError: name 'x' is not defined"]
+    assert "raised NameError" in result.exercises[0].message
+
+
+def test_a_dead_kernel_keeps_earlier_points_and_marks_the_rest_as_errors() -> None:
+    events = [*_executed(1), *_executed(2, _check("q1", "correct")), {"event": "start", "cell": 3},
+              _end("kernel died", "the kernel process exited during a cell")]
+    result = _score(events)
+    assert [e.outcome for e in result.exercises] == ["correct", "error", "error"]
+    assert result.status == "kernel died"
+    assert result.reasons == ["kernel died in cell 4 (`q2.check(best)`): the kernel process exited during a cell"]
+    assert result.exercises[2].message.startswith("cell 5 never ran: kernel died in cell 4")
+
+
+def test_a_run_killed_by_the_watchdog_names_the_limit() -> None:
+    events = [*_executed(1), *_executed(2, _check("q1", "correct")), {"event": "start", "cell": 3}]
+    result = _score(events, killed="memory limit: the kernel's processes used 7000 MB (limit 6144 MB)")
+    assert result.status == "memory limit"
+    assert result.reasons == ["memory limit: the kernel's processes used 7000 MB (limit 6144 MB) (in cell 4 (`q2.check(best)`))"]
+    assert [e.outcome for e in result.exercises] == ["correct", "error", "error"]
+    assert _score(events, killed="notebook time limit: still running after 10 s").status == "timeout"
+
+
+def test_an_interrupted_cell_is_a_timeout_and_later_cells_still_count() -> None:
+    events = [*_executed(1, error="CellTimeout: the cell ran longer than 5 s"), *_executed(2, _check("q1", "correct")),
+              *_executed(3, _check("q2", "correct")), *_executed(4, _check("q3", "correct")), _end()]
+    result = _score(events)
+    assert (result.status, result.total) == ("timeout", 4)
+    assert result.reasons == ["cell 2 (`import x`) timed out (the cell ran longer than 5 s) and was interrupted; later cells still ran"]
+
+
+def test_tampering_voids_every_check_from_the_tampering_cell_on() -> None:
+    events = [*_executed(1), *_executed(2, _check("q1", "correct")), *_executed(3, _check("q2", "correct"), tampered=True),
+              *_executed(4, _check("q3", "correct")), _end()]
+    result = _score(events, tampered=True)
+    assert [e.outcome for e in result.exercises] == ["correct", "error", "error"]
+    assert (result.status, result.total) == ("tampered", 1)
+    assert result.reasons[0].startswith("tampered checks: cell 4 (`q2.check(best)`) changed the grader's copy")
+
+
+def test_tampering_the_runner_did_not_pin_down_blames_the_last_started_cell() -> None:
+    events = [*_executed(1), *_executed(2, _check("q1", "correct")), {"event": "start", "cell": 3}]
+    result = _score(events, tampered=True, killed="notebook time limit: still running after 10 s")
+    assert result.status == "tampered"
+    assert [e.outcome for e in result.exercises] == ["correct", "error", "error"]
+
+
+def test_a_missing_check_is_not_attempted_after_a_clean_run_and_an_error_after_a_crash() -> None:
+    cells = ["", "import x", "q1.check()", "q2 = None", "q3.check()"]
+    events = [*_executed(1), *_executed(2, _check("q1", "correct")), *_executed(3), *_executed(4, _check("q3", "correct")), _end()]
+    result = _score(events, cells)
+    assert [e.outcome for e in result.exercises] == ["correct", "not attempted", "correct"]
+    assert (result.status, result.reasons) == ("missing exercise", ["missing exercise: no cell calls q2.check()"])
+    crashed = _score([*_executed(1), _end("kernel died")], cells)
+    assert [e.outcome for e in crashed.exercises] == ["error", "error", "error"]
+
+
+def test_a_check_cell_that_ran_without_displaying_is_not_attempted() -> None:
+    events = [*_executed(1), *_executed(2), *_executed(3, _check("q2", "correct")), *_executed(4, _check("q3", "bogus")), _end()]
+    result = _score(events)
+    assert [e.outcome for e in result.exercises] == ["not attempted", "correct", "incorrect"]  # unknown outcomes never score
+
+
+def test_outside_writes_truncation_and_a_vanished_runner_are_reported() -> None:
+    events = [*_executed(1, truncated=True), *_executed(2, _check("q1", "correct"))]
+    result = score("ann", "01", POINTS, CELLS, Execution(events=events), ["/x/a", "/x/b", "/x/c", "/x/d"])
+    assert result.status == "wrote outside its folder"
+    assert result.reasons == [
+        "wrote outside its folder: /x/a, /x/b, /x/c and 1 more",
+        "the runner stopped without finishing (see the grader's log)",
+        "output too large: outputs beyond the limit were dropped from the stored notebook",
+    ]
+
+
+def test_unexecuted_rows() -> None:
+    missing = unexecuted("ann", "02", "not submitted", "no notebook for this lesson", POINTS)
+    assert [e.outcome for e in missing.exercises] == ["not attempted"] * 3 and missing.max_points == 4
+    broken = unexecuted("ann", "02", "invalid notebook", "invalid notebook: not JSON", POINTS, "x.ipynb")
+    assert [e.outcome for e in broken.exercises] == ["error"] * 3 and broken.reason == "invalid notebook: not JSON"
+
+
+def test_exercises_come_from_the_check_calls_of_the_solution(tmp_path: Path) -> None:
+    assert check_calls("q2.check()\nq10.check(run)\n# q2.hint()\nq2.check()\nxq3.check()") == ["q2", "q10"]
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("q9.check() in prose does not count"),
+        nbformat.v4.new_code_cell("q10.check()"), nbformat.v4.new_code_cell("q2.check(x)"),
+    ])
+    nbformat.write(nb, tmp_path / "s.ipynb")
+    assert exercises_of(tmp_path / "s.ipynb") == ["q2", "q10"]
+
+
+def test_points_default_to_one_and_a_toml_file_overrides_them(tmp_path: Path) -> None:
+    exercises = {"01_first_run": ["q1", "q2"], "02_log_metrics": ["q1"]}
+    assert load_points(None, exercises) == {"01_first_run": {"q1": 1.0, "q2": 1.0}, "02_log_metrics": {"q1": 1.0}}
+    path = tmp_path / "points.toml"
+    path.write_text("[01_first_run]\nq2 = 3\n\n[02_log_metrics]\nq1 = 0.5\n")
+    assert load_points(path, exercises) == {"01_first_run": {"q1": 1.0, "q2": 3.0}, "02_log_metrics": {"q1": 0.5}}
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("[01_frist_run]\nq1 = 2\n", r"\[01_frist_run\] is not a lesson"),
+    ("[01_first_run]\nq7 = 2\n", r"has no exercise q7 \(known: q1, q2\)"),
+    ("[01_first_run]\nq1 = \"two\"\n", r"q1 = 'two' is not a non-negative number"),
+    ("[01_first_run]\nq1 = -1\n", "is not a non-negative number"),
+    ("[01_first_run]\nq1 = true\n", "is not a non-negative number"),
+])
+def test_typos_in_the_points_file_are_one_clear_error(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "points.toml"
+    path.write_text(text)
+    with pytest.raises(PointsError, match=message):
+        load_points(path, {"01_first_run": ["q1", "q2"]})
