@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import math
 
-from mlflow.entities import Run, RunStatus
+from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
 from coursekit.checks import BLANK, CheckResult, Exercise, correct, incorrect, is_blank, not_attempted
 from coursekit.store import artifact_paths, best_run_by_metric, find_latest_run, similar_keys, user_tags
+from coursekit.verdicts import missing_run, unfinished_run
 
 EXPERIMENT = "lesson-01-first-run"
 PARAMS_RUN = "ex1-params"
@@ -22,25 +23,6 @@ MODEL_RUN = "ex5-model"
 MODEL_PATH = "rf_model"
 # Names learners often use for the same number (compared lower-case, without underscores).
 AUC_ALIASES = {"auc", "areaunderroc", "rocauc", "aucroc", "valauc", "testauc"}
-
-
-def _missing_run(run_name: str) -> CheckResult:
-    return not_attempted(
-        f"No run named '{run_name}' in experiment '{EXPERIMENT}' yet: run the exercise cell "
-        f'(it starts one with mlflow.start_run(run_name="{run_name}")).'
-    )
-
-
-def _unfinished(run: Run) -> CheckResult | None:
-    status = run.info.status
-    if status == RunStatus.to_string(RunStatus.FINISHED):
-        return None
-    if status == RunStatus.to_string(RunStatus.RUNNING):
-        return incorrect(
-            f"Run '{run.info.run_name}' is still RUNNING: open it with `with mlflow.start_run(...)` "
-            "so it ends by itself, or call mlflow.end_run() once you are done logging."
-        )
-    return incorrect(f"Run '{run.info.run_name}' ended as {status}, not FINISHED: fix the error it hit and run the cell again.")
 
 
 def _blank_keys(values: dict[str, str]) -> list[str]:
@@ -78,7 +60,7 @@ with mlflow.start_run(run_name="ex1-params"):
     def evaluate(self) -> CheckResult:
         run = find_latest_run(EXPERIMENT, PARAMS_RUN)
         if run is None:
-            return _missing_run(PARAMS_RUN)
+            return missing_run(EXPERIMENT, PARAMS_RUN)
         params = run.data.params
         as_tags = sorted(set(user_tags(run)) & {"model_type", "numTrees", "maxDepth"})
         if as_tags and not params:
@@ -90,7 +72,7 @@ with mlflow.start_run(run_name="ex1-params"):
         blanks = _blank_keys(params)
         if blanks:
             return not_attempted(f"Param {blanks[0]!r} is still the blank ____: replace every ____ and run the cell again.")
-        unfinished = _unfinished(run)
+        unfinished = unfinished_run(run)
         if unfinished:
             return unfinished
         for name in ("model_type", "numTrees", "maxDepth"):
@@ -124,7 +106,7 @@ with mlflow.start_run(run_name="ex2-tags"):
     def evaluate(self) -> CheckResult:
         run = find_latest_run(EXPERIMENT, TAGS_RUN)
         if run is None:
-            return _missing_run(TAGS_RUN)
+            return missing_run(EXPERIMENT, TAGS_RUN)
         tags = user_tags(run)
         params = run.data.params
         if not tags and not params:
@@ -132,7 +114,7 @@ with mlflow.start_run(run_name="ex2-tags"):
         blanks = _blank_keys({**params, **tags})
         if blanks:
             return not_attempted(f"{blanks[0]!r} is still the blank ____: replace every ____ and run the cell again.")
-        unfinished = _unfinished(run)
+        unfinished = unfinished_run(run)
         if unfinished:
             return unfinished
         for name in ("env", "user"):
@@ -171,14 +153,14 @@ with mlflow.start_run(run_name="ex3-auc"):
     def evaluate(self) -> CheckResult:
         run = find_latest_run(EXPERIMENT, METRIC_RUN)
         if run is None:
-            return _missing_run(METRIC_RUN)
+            return missing_run(EXPERIMENT, METRIC_RUN)
         metrics = run.data.metrics
         params = run.data.params
         if "AUC" in params and "AUC" not in metrics:
             return incorrect("AUC was logged as a param: results go in metrics, with mlflow.log_metric.")
         if not metrics:
             return not_attempted(f"Run '{METRIC_RUN}' has no metric yet: un-comment the lines, fill in the blanks and run the cell again.")
-        unfinished = _unfinished(run)
+        unfinished = unfinished_run(run)
         if unfinished:
             return unfinished
         if "AUC" not in metrics:
@@ -267,8 +249,8 @@ with mlflow.start_run(run_name="ex5-model"):
     def evaluate(self) -> CheckResult:
         run = find_latest_run(EXPERIMENT, MODEL_RUN)
         if run is None:
-            return _missing_run(MODEL_RUN)
-        unfinished = _unfinished(run)
+            return missing_run(EXPERIMENT, MODEL_RUN)
+        unfinished = unfinished_run(run)
         files = artifact_paths(run.info.run_id)
         if not files and not run.data.metrics:
             return not_attempted(f"Run '{MODEL_RUN}' exists but has no model yet: fill in the blanks and run the cell again.")

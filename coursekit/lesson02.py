@@ -15,11 +15,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from unittest import mock
 
-from mlflow.entities import Metric, Run, RunStatus
+from mlflow.entities import Metric, Run
 from mlflow.tracking import MlflowClient
 
 from coursekit.checks import CheckResult, Exercise, close_to, correct, incorrect, is_blank, not_attempted
 from coursekit.store import artifact_paths, find_latest_run, similar_keys
+from coursekit.verdicts import missing_run, unfinished_run
 
 EXPERIMENT = "lesson-02-log-metrics"
 METRICS_RUN = "ex1-metrics"
@@ -45,24 +46,8 @@ def _squash(text: str) -> str:
     return "".join(ch for ch in text.lower() if ch.isalnum())
 
 
-def _missing_run(run_name: str) -> CheckResult:
-    return not_attempted(f"No run named '{run_name}' in experiment '{EXPERIMENT}' yet: run the exercise cell (it starts one).")
-
-
 def _nothing_yet(run_name: str, what: str) -> CheckResult:
     return not_attempted(f"Run '{run_name}' has no {what} yet: un-comment the lines, fill in the blanks and run the cell again.")
-
-
-def _unfinished(run: Run) -> CheckResult | None:
-    status = run.info.status
-    if status == RunStatus.to_string(RunStatus.FINISHED):
-        return None
-    if status == RunStatus.to_string(RunStatus.RUNNING):
-        return incorrect(
-            f"Run '{run.info.run_name}' is still RUNNING: open it with `with mlflow.start_run(...)` "
-            "so it ends by itself, or call mlflow.end_run() once you are done logging."
-        )
-    return incorrect(f"Run '{run.info.run_name}' ended as {status}, not FINISHED: fix the error it hit and run the cell again.")
 
 
 def _missing_metric(wanted: str, metrics: dict[str, float], how: str) -> CheckResult:
@@ -121,14 +106,14 @@ with mlflow.start_run(run_name="ex1-metrics"):
     def evaluate(self) -> CheckResult:
         run = find_latest_run(EXPERIMENT, METRICS_RUN)
         if run is None:
-            return _missing_run(METRICS_RUN)
+            return missing_run(EXPERIMENT, METRICS_RUN)
         metrics, params = run.data.metrics, run.data.params
         as_params = [k for k in VAL_METRICS if k in params and k not in metrics]
         if as_params:
             return incorrect(f"{as_params[0]!r} was logged as a param: measured numbers are metrics (mlflow.log_metrics).")
         if not metrics:
             return _nothing_yet(METRICS_RUN, "metrics")
-        unfinished = _unfinished(run)
+        unfinished = unfinished_run(run)
         if unfinished:
             return unfinished
         for name in VAL_METRICS:
@@ -180,11 +165,11 @@ with mlflow.start_run(run_name="ex2-steps") as steps_run:
     def evaluate(self, tree_counts: object = None) -> CheckResult:
         run = find_latest_run(EXPERIMENT, STEPS_RUN)
         if run is None:
-            return _missing_run(STEPS_RUN)
+            return missing_run(EXPERIMENT, STEPS_RUN)
         metrics = run.data.metrics
         if not metrics:
             return _nothing_yet(STEPS_RUN, "metrics")
-        unfinished = _unfinished(run)
+        unfinished = unfinished_run(run)
         if unfinished:
             return unfinished
         for name in STEP_METRICS:
@@ -314,9 +299,9 @@ with mlflow.start_run(run_name="ex4-figures"):
     def evaluate(self) -> CheckResult:
         run = find_latest_run(EXPERIMENT, FIGURES_RUN)
         if run is None:
-            return _missing_run(FIGURES_RUN)
+            return missing_run(EXPERIMENT, FIGURES_RUN)
         files = artifact_paths(run.info.run_id)
-        unfinished = _unfinished(run)
+        unfinished = unfinished_run(run)
         if not files and not unfinished:
             return _nothing_yet(FIGURES_RUN, "figures")
         if unfinished:
@@ -367,7 +352,7 @@ predicted_latest = 0.80  # step 3 is the highest; of its two values, 0.80 was lo
             return not_attempted("predicted_latest is still blank: write down your prediction, then run the cell.")
         run = find_latest_run(EXPERIMENT, LATEST_RUN)
         if run is None:
-            return _missing_run(LATEST_RUN)
+            return missing_run(EXPERIMENT, LATEST_RUN)
         history = MlflowClient().get_metric_history(run.info.run_id, "val_auc")
         if sorted((m.step, m.value) for m in history) != sorted(QUIZ_LOG):
             return incorrect(f"Run '{LATEST_RUN}' does not hold the four values of the quiz: re-run the cell, log_metric lines unchanged.")

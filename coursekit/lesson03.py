@@ -19,12 +19,13 @@ import mlflow
 import numpy as np
 import pyspark
 import yaml
-from mlflow.entities import Run, RunStatus
+from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
 from coursekit.checks import BLANK, CheckResult, Exercise, close_to, correct, incorrect, is_blank, not_attempted
 from coursekit.data import FEATURES, LABEL, PIMA_SHA256
 from coursekit.store import artifact_paths, find_latest_run, similar_keys, user_tags
+from coursekit.verdicts import missing_run, unfinished_run
 
 EXPERIMENT = "lesson-03-log-model"
 TRAIN_RUN = "rf-train"
@@ -81,19 +82,6 @@ def model_files(run: Run, name: str) -> tuple[list[str], Callable[[str], str | N
     return [], lambda path: None
 
 
-def _missing_run(run_name: str) -> CheckResult:
-    return not_attempted(f"No run named '{run_name}' in experiment '{EXPERIMENT}' yet: run the exercise cell (it starts that run).")
-
-
-def _unfinished(run: Run) -> CheckResult | None:
-    status = run.info.status
-    if status == RunStatus.to_string(RunStatus.FINISHED):
-        return None
-    if status == RunStatus.to_string(RunStatus.RUNNING):
-        return incorrect(f"Run '{run.info.run_name}' is still RUNNING: log inside `with mlflow.start_run(...)`, or call mlflow.end_run().")
-    return incorrect(f"Run '{run.info.run_name}' ended as {status}, not FINISHED: fix the error it hit and run the cell again.")
-
-
 def _names(columns_json: object) -> list[str]:
     """Column names of one side of a signature as MLmodel stores it (a JSON string)."""
     columns = json.loads(columns_json) if isinstance(columns_json, str) else []
@@ -122,7 +110,7 @@ with mlflow.start_run(run_name="ex1-model"):
     def evaluate(self) -> CheckResult:
         run = find_latest_run(EXPERIMENT, MODEL_RUN)
         if run is None:
-            return _missing_run(MODEL_RUN)
+            return missing_run(EXPERIMENT, MODEL_RUN)
         everything = artifact_paths(run.info.run_id)
         files, read = model_files(run, MODEL_PATH)
         others = sorted({p.rsplit("/", 1)[0] for p in everything if p.endswith("/MLmodel")})
@@ -130,7 +118,7 @@ with mlflow.start_run(run_name="ex1-model"):
             if everything:
                 return incorrect(f"Run '{MODEL_RUN}' has artifacts but no model: call mlflow.spark.log_model(model, {MODEL_PATH!r}, ...).")
             return not_attempted(f"Run '{MODEL_RUN}' has no model yet: un-comment the call, fill in the blanks and run the cell again.")
-        unfinished = _unfinished(run)
+        unfinished = unfinished_run(run)
         if unfinished:
             return unfinished
         if "MLmodel" not in files:
@@ -188,12 +176,12 @@ with mlflow.start_run(run_name="ex2-artifacts"):
     def evaluate(self) -> CheckResult:
         run = find_latest_run(EXPERIMENT, ARTIFACTS_RUN)
         if run is None:
-            return _missing_run(ARTIFACTS_RUN)
+            return missing_run(EXPERIMENT, ARTIFACTS_RUN)
         files = artifact_paths(run.info.run_id)
         as_params = sorted(set(run.data.params) & set(FEATURES))
         if not files and not as_params:
             return not_attempted(f"Run '{ARTIFACTS_RUN}' has no artifact yet: un-comment the lines, fill in the blanks, run it again.")
-        unfinished = _unfinished(run)
+        unfinished = unfinished_run(run)
         if unfinished:
             return unfinished
         if IMPORTANCES_FILE not in files:
@@ -253,7 +241,7 @@ with mlflow.start_run(run_name="ex3-provenance"):
     def evaluate(self) -> CheckResult:
         run = find_latest_run(EXPERIMENT, PROVENANCE_RUN)
         if run is None:
-            return _missing_run(PROVENANCE_RUN)
+            return missing_run(EXPERIMENT, PROVENANCE_RUN)
         tags, params = user_tags(run), run.data.params
         inputs = run.inputs.dataset_inputs if run.inputs else []
         if not tags and not params and not inputs:
@@ -261,7 +249,7 @@ with mlflow.start_run(run_name="ex3-provenance"):
         blanks = sorted(k for k, v in {**params, **tags}.items() if v.strip() == repr(BLANK))
         if blanks:
             return not_attempted(f"{blanks[0]!r} is still the blank ____: replace every ____ and run the cell again.")
-        unfinished = _unfinished(run)
+        unfinished = unfinished_run(run)
         if unfinished:
             return unfinished
         for name in (COMMIT_TAG, CHECKSUM_TAG):

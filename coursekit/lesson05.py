@@ -8,6 +8,7 @@ from mlflow.tracking import MlflowClient
 from coursekit.checks import CheckResult, Exercise, correct, incorrect, is_blank, not_attempted
 from coursekit.store import artifact_paths
 from coursekit.tuning import SOURCE, SOURCE_TAG, ForestParams
+from coursekit.verdicts import same_param
 
 EXPERIMENT = "lesson-05-tune"
 TARGET_AUC = 0.84
@@ -93,23 +94,14 @@ best_params = {name: best.loc[0, f"params.{name}"] for name in SETTINGS}
         top_auc = runs[0].data.metrics["AUC"]
         tied = [r for r in runs if abs(r.data.metrics["AUC"] - top_auc) < 1e-9]
         for run in tied:
-            if all(_same_value(given[s], run.data.params.get(s)) for s in SETTINGS):
+            if all(same_param(given[s], run.data.params.get(s)) for s in SETTINGS):
                 return correct(f"These settings scored AUC {top_auc:.3f}, the best attempt so far.")
         best = runs[0].data.params
-        wrong = next(s for s in SETTINGS if not _same_value(given[s], best.get(s)))
+        wrong = next(s for s in SETTINGS if not same_param(given[s], best.get(s)))
         return incorrect(
             f"{wrong} is {given[wrong]!r}, but the best attempt used {best.get(wrong)!r}: "
             "did you order by metrics.AUC DESC and read the first row?"
         )
-
-
-def _same_value(given: object, stored: str | None) -> bool:
-    if stored is None:
-        return False
-    try:
-        return float(str(given)) == float(stored)
-    except ValueError:
-        return str(given) == stored
 
 
 class BestModelLogged(Exercise):

@@ -20,6 +20,7 @@ from mlflow.tracking import MlflowClient
 
 from coursekit.checks import CheckResult, Exercise, correct, incorrect, is_blank, not_attempted
 from coursekit.store import best_run_by_metric, similar_keys
+from coursekit.verdicts import same_param
 
 EXPERIMENT = "lesson-06-registry"
 MODEL_NAME = "pima-diabetes-rf"
@@ -368,27 +369,18 @@ champion_params = dict(client.get_run(champion_version.run_id).data.params)
         unknown = sorted(k for k in given if k not in stored)
         if unknown:
             return incorrect(f"{unknown[0]!r} is not a param of the champion's run: copy run.data.params, do not retype it.")
-        if all(_same(given[k], stored[k]) for k in given):
+        if all(same_param(given[k], stored[k]) for k in given):
             name = runs[number].info.run_name  # type: ignore[union-attr]
             return correct(f"Version {number} ← run '{name}': numTrees={stored['numTrees']}, maxDepth={stored['maxDepth']}.")
         for other, run in runs.items():
-            if other != number and run is not None and all(_same(v, run.data.params.get(k)) for k, v in given.items()):
+            if other != number and run is not None and all(same_param(v, run.data.params.get(k)) for k, v in given.items()):
                 role = next((a for a, n in aliases.items() if n == other), "another version")
                 return incorrect(
                     f"These are the settings of version {other} ({role}), not of the champion (version {number}): "
                     "start from client.get_model_version_by_alias(MODEL_NAME, 'champion')."
                 )
-        wrong = next(k for k in given if not _same(given[k], stored[k]))
+        wrong = next(k for k in given if not same_param(given[k], stored[k]))
         return incorrect(f"{wrong} is {given[wrong]!r}, but the champion's run logged {stored[wrong]!r}.")
-
-
-def _same(given: object, stored: str | None) -> bool:
-    if stored is None:
-        return False
-    try:
-        return float(str(given)) == float(stored)
-    except ValueError:
-        return str(given) == stored
 
 
 q1 = RegisterBest()
