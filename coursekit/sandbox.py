@@ -67,6 +67,8 @@ class Execution:
     seconds: float = 0.0
     notebook: Path | None = None
     peak_mb: int = 0
+    #: Last line of the runner's own log when it stopped without its final event (a crash, or it was killed).
+    runner_error: str = ""
 
 
 def kernel_environment(sandbox: Path, base: dict[str, str] | None = None) -> dict[str, str]:
@@ -198,8 +200,14 @@ def execute(lesson: str, notebook_bytes: bytes, private: Path, limits: Limits, w
             )
             killed, peak = watch(child, limits)
         output = Path(job.output)
+        events = read_events(Path(job.events))
+        runner_error = ""
+        if not any(e.get("event") == "end" for e in events):
+            lines = (private / "runner.log").read_text(encoding="utf-8", errors="replace").strip().splitlines()
+            runner_error = lines[-1][:300] if lines else f"exit status {child.returncode}"
+            log.warning("the runner for %s stopped early: %s", lesson, "\n".join(lines[-20:]))
         return Execution(
-            events=read_events(Path(job.events)), killed=killed,
+            events=events, killed=killed, runner_error=runner_error,
             tampered=content_digest(sandbox / "pkg" / "coursekit") != digest,
             seconds=time.monotonic() - started, notebook=output if output.is_file() else None, peak_mb=peak,
         )

@@ -185,7 +185,7 @@ def score(learner: str, lesson: str, points: Mapping[str, float], cells: list[st
         reasons.append(execution.killed + (f" (in {_cell_label(run.stopped_in, cells)})" if run.stopped_in is not None else ""))
     elif run.end is None:
         statuses.add("kernel died")
-        reasons.append("the runner stopped without finishing (see the grader's log)")
+        reasons.append("the runner stopped without finishing" + (f" ({execution.runner_error})" if execution.runner_error else ""))
     elif run.end.get("status") != "completed":
         statuses.add("kernel died" if run.end.get("status") == "kernel died" else "timeout" if run.end.get("status") == "timeout" else "cell errors")
         reasons.append(_stop_reason(run, execution, cells))

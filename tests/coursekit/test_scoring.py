@@ -112,11 +112,11 @@ def test_a_check_cell_that_ran_without_displaying_is_not_attempted() -> None:
 
 def test_outside_writes_truncation_and_a_vanished_runner_are_reported() -> None:
     events = [*_executed(1, truncated=True), *_executed(2, _check("q1", "correct"))]
-    result = score("ann", "01", POINTS, CELLS, Execution(events=events), ["/x/a", "/x/b", "/x/c", "/x/d"])
+    result = score("ann", "01", POINTS, CELLS, Execution(events=events, runner_error="MemoryError"), ["/x/a", "/x/b", "/x/c", "/x/d"])
     assert result.status == "wrote outside its folder"
     assert result.reasons == [
         "wrote outside its folder: /x/a, /x/b, /x/c and 1 more",
-        "the runner stopped without finishing (see the grader's log)",
+        "the runner stopped without finishing (MemoryError)",
         "output too large: outputs beyond the limit were dropped from the stored notebook",
     ]
 
