@@ -204,7 +204,11 @@ def execute(lesson: str, notebook_bytes: bytes, private: Path, limits: Limits, w
         runner_error = ""
         if not any(e.get("event") == "end" for e in events):
             lines = (private / "runner.log").read_text(encoding="utf-8", errors="replace").strip().splitlines()
-            runner_error = lines[-1][:300] if lines else f"exit status {child.returncode}"
+            if killed is None and child.returncode is not None and child.returncode < 0:
+                # Not by the watchdog: by the notebook itself, e.g. os.kill(os.getppid(), 9).
+                runner_error = f"the runner process was killed by signal {-child.returncode}"
+            else:
+                runner_error = lines[-1][:300] if lines else f"exit status {child.returncode}"
             log.warning("the runner for %s stopped early: %s", lesson, "\n".join(lines[-20:]))
         return Execution(
             events=events, killed=killed, runner_error=runner_error,

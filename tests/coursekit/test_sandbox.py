@@ -109,3 +109,24 @@ def test_a_kernel_sees_only_its_sandbox(tmp_path: Path, monkeypatch: pytest.Monk
     assert by_cell[5]["error"] == "ZeroDivisionError: division by zero"
     assert execution.events[-1]["event"] == "end" and execution.events[-1]["status"] == "completed"
     assert execution.killed is None
+
+
+def _notebook(*sources: str) -> bytes:
+    return nbformat.writes(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources])).encode()
+
+
+@pytest.mark.notebook
+def test_a_notebook_that_kills_its_runner_or_ignores_interrupts_is_stopped(tmp_path: Path) -> None:
+    killer = execute("01_first_run", _notebook(
+        "import os\nprint(os.getpid())", "import os, signal, time\nos.kill(os.getppid(), signal.SIGKILL)\ntime.sleep(300)",
+    ), tmp_path / "killer", Limits(cell_timeout=30, notebook_timeout=120), [])
+    assert killer.killed is None and killer.runner_error == "the runner process was killed by signal 9"
+    assert not any(e["event"] == "end" for e in killer.events)
+    kernel_pid = int(nbformat.read(killer.notebook, as_version=4).cells[0].outputs[0]["text"])
+    assert not psutil.pid_exists(kernel_pid) or psutil.Process(kernel_pid).status() == psutil.STATUS_ZOMBIE
+
+    stubborn = execute("01_first_run", _notebook(
+        "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass", "print('never')",
+    ), tmp_path / "stubborn", Limits(cell_timeout=3, notebook_timeout=120), [])
+    assert stubborn.events[-1]["event"] == "end" and stubborn.events[-1]["status"] == "timeout"
+    assert [e["cell"] for e in stubborn.events if e["event"] == "start"] == [0]
