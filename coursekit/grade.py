@@ -187,6 +187,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error("give a submissions folder, --solutions or --lessons")
     if args.submissions is not None and not args.submissions.is_dir():
         parser.error(f"{args.submissions} is not a folder")
+    if args.jobs < 1 or min(args.timeout, args.notebook_timeout, args.memory_mb, args.max_output_kb) < 1:
+        parser.error("--jobs and the limits must be positive")
     return args
 
 
@@ -201,8 +203,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     lessons = list(lesson_exercises(options.solutions_dir))
     submissions: list[Submission] = []
     roots: list[Path] = []
+    ignored: list[str] = []
     if args.submissions is not None:
-        found, _ = discover(args.submissions, lessons)
+        found, ignored = discover(args.submissions, lessons)
         submissions += found
         roots.append(args.submissions.resolve())
     if args.solutions:
@@ -218,11 +221,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PointsError as exc:
         print(f"ERROR: {exc}", file=sys.stderr)  # noqa: T201
         return 2
-    return _summary(results, options.out, time.monotonic() - started)
+    return _summary(results, options.out, time.monotonic() - started, ignored)
 
 
-def _summary(results: list[LessonResult], out: Path, seconds: float) -> int:
+def _summary(results: list[LessonResult], out: Path, seconds: float, ignored: list[str]) -> int:
     status = 0
+    for line in ignored:
+        print(f"skipped {line}")  # noqa: T201 - CLI summary
     for learner in sorted({r.learner for r in results}):
         mine = [r for r in results if r.learner == learner]
         problems = sorted({r.status for r in mine} - {"ok"})

@@ -29,14 +29,24 @@ OUTCOMES = (CORRECT, INCORRECT, NOT_ATTEMPTED, ERROR)
 
 # Lesson statuses, most serious first: a row's ``status`` is the first that applies.
 STATUSES = (
-    "not submitted", "invalid notebook", "tampered", "wrote outside its folder", "memory limit", "timeout",
+    "not submitted", "invalid notebook", "tampered", "wrote outside its folder", "suspicious code", "memory limit", "timeout",
     "kernel died", "output too large", "cell errors", "missing exercise", "ok",
 )
 _CHECK_CALL = re.compile(r"\b(q\d+)\.check\(")
+# Code no lesson needs, but code forging or patching a check result would: flagged for review, points kept.
+_SUSPICIOUS = re.compile(
+    r"vnd\.coursekit|show_result|CheckResult|\.(?:evaluate|result|check)\s*=(?!=)|__file__|coursekit\.checks"
+    r"|coursekit\.verdicts|setattr\(\s*(?:q\d+|coursekit)"
+)
 
 
 class PointsError(ValueError):
     """The points file names a lesson or exercise that does not exist, or a value that is not a number."""
+
+
+def suspicious(cells: list[str]) -> list[tuple[int, str]]:
+    """(cell index, matched text) for code that reaches into the checks' machinery (see ``_SUSPICIOUS``)."""
+    return [(i, m.group(0).strip()) for i, source in enumerate(cells) for m in _SUSPICIOUS.finditer(source)]
 
 
 def check_calls(source: str) -> list[str]:
@@ -180,6 +190,9 @@ def score(learner: str, lesson: str, points: Mapping[str, float], cells: list[st
         statuses.add("wrote outside its folder")
         shown = ", ".join(blamed_outside[:3]) + (f" and {len(blamed_outside) - 3} more" if len(blamed_outside) > 3 else "")
         reasons.append(f"wrote outside its folder: {shown}")
+    for cell, token in suspicious(cells):
+        statuses.add("suspicious code")
+        reasons.append(f"suspicious code: {_cell_label(cell, cells)} contains `{token}`; points kept, review the executed notebook")
     if execution.killed:
         statuses.add("memory limit" if execution.killed.startswith("memory") else "timeout")
         reasons.append(execution.killed + (f" (in {_cell_label(run.stopped_in, cells)})" if run.stopped_in is not None else ""))

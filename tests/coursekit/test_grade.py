@@ -63,15 +63,18 @@ def test_a_class_of_broken_files_still_gets_a_complete_gradebook(tmp_path: Path)
 def test_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "class" / "ann").mkdir(parents=True)
     (tmp_path / "class" / "ann" / "01_first_run.ipynb").write_text("broken")
+    (tmp_path / "class" / "ann" / "scratch.ipynb").write_text("{}")
     assert main([str(tmp_path / "class"), "--out", str(tmp_path / "out")]) == 0
     out = capsys.readouterr().out
     assert "ann: 0 / 5 (invalid notebook)" in out and "Graded 1 rows" in out
+    assert "skipped ann/scratch.ipynb: the name does not start with a lesson" in out
     (tmp_path / "points.toml").write_text("[01_first_run]\nq9 = 1\n")
     assert main([str(tmp_path / "class"), "--out", str(tmp_path / "out"), "--points", str(tmp_path / "points.toml")]) == 2
     assert "has no exercise q9" in capsys.readouterr().err
     (tmp_path / "empty").mkdir()
     assert main([str(tmp_path / "empty"), "--out", str(tmp_path / "out")]) == 2
-    for argv in ([], ["--out", str(tmp_path / "out")], [str(tmp_path / "nope"), "--out", "x"]):
+    for argv in ([], ["--out", str(tmp_path / "out")], [str(tmp_path / "nope"), "--out", "x"],
+                 [str(tmp_path / "class"), "--out", "x", "--jobs", "0"]):
         with pytest.raises(SystemExit) as stop:
             main(argv)
         assert stop.value.code == 2

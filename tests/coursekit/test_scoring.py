@@ -9,7 +9,7 @@ import nbformat
 import pytest
 
 from coursekit.sandbox import Execution
-from coursekit.scoring import PointsError, check_calls, exercises_of, load_points, score, unexecuted
+from coursekit.scoring import PointsError, check_calls, exercises_of, load_points, score, suspicious, unexecuted
 
 POINTS = {"q1": 1.0, "q2": 2.0, "q3": 1.0}
 # cell 0: markdown, 1: setup, 2: q1, 3: q2, 4: q3
@@ -158,3 +158,16 @@ def test_typos_in_the_points_file_are_one_clear_error(tmp_path: Path, text: str,
     path.write_text(text)
     with pytest.raises(PointsError, match=message):
         load_points(path, {"01_first_run": ["q1", "q2"]})
+
+
+def test_code_that_reaches_into_the_checks_is_flagged_but_keeps_its_points() -> None:
+    cells = ["", "import x", "q1.evaluate = lambda: 1\nq1.check()", "q2.check(best)", "q3.check()"]
+    events = [*_executed(1), *_executed(2, _check("q1", "correct")), *_executed(3, _check("q2", "correct")),
+              *_executed(4, _check("q3", "correct")), _end()]
+    result = _score(events, cells)
+    assert (result.status, result.total) == ("suspicious code", 4)
+    assert result.reasons == ["suspicious code: cell 3 (`q1.evaluate = lambda: 1`) contains `.evaluate =`; points kept, review the executed notebook"]
+    assert suspicious([
+        "x == 1", "q1.check()", "a.result == b", "import coursekit.checks as c", 'display({"application/vnd.coursekit.check+json": 1}, raw=True)',
+        "q2.check=f", 'setattr(q1, "evaluate", f)', "print(__file__)",
+    ]) == [(3, "coursekit.checks"), (4, "vnd.coursekit"), (5, ".check="), (6, "setattr(q1"), (7, "__file__")]
