@@ -19,12 +19,15 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from queue import Empty
 from typing import Any
 
 import papermill
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
+from nbclient.util import run_sync
 from nbformat import NotebookNode
 from papermill.clientwrap import PapermillNotebookClient
 from papermill.engines import NBClientEngine, papermill_engines
@@ -73,8 +76,31 @@ def _content_size(content: dict[str, Any]) -> int:
     return size
 
 
+def polling(get_msg: Callable[..., Awaitable[dict[str, Any]]], step: float = 1.0) -> Callable[..., Awaitable[dict[str, Any]]]:
+    """Wrap a channel's async ``get_msg`` so it looks for a message at least every ``step`` seconds.
+
+    zmq's socket descriptor is edge-triggered: when nbclient sends on the shell socket (widget state
+    sync, e.g. for an ``ipywidgets.Output``) while another task waits on it, the wake-up for the
+    execute reply can be lost, and the wait then lasts the whole cell timeout (seen with lesson 5's panel).
+    Short polls up to the same deadline find the message within ``step``.
+    """
+
+    async def get(timeout: float | None = None) -> dict[str, Any]:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            wait = step if deadline is None else max(0.0, min(step, deadline - time.monotonic()))
+            try:
+                return await get_msg(timeout=wait)
+            except Empty:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
+
+    return get
+
+
 class BudgetedClient(PapermillNotebookClient):  # type: ignore[misc]
-    """papermill's client with a per-notebook output budget; check results always get through."""
+    """papermill's client with a per-notebook output budget (check results always get through) and
+    channels that cannot miss a reply (:func:`polling`)."""
 
     max_output_bytes = Integer(1_000_000).tag(config=True)
 
@@ -83,6 +109,15 @@ class BudgetedClient(PapermillNotebookClient):  # type: ignore[misc]
         self.output_used = 0
         self.output_truncated = False
         self._noted_cells: set[int] = set()
+
+    async def async_start_new_kernel_client(self) -> Any:
+        """Start the kernel client as nbclient does, then make its shell and IOPub reads poll."""
+        kc = await super().async_start_new_kernel_client()
+        for channel in (kc.shell_channel, kc.iopub_channel):
+            channel.get_msg = polling(channel.get_msg)
+        return kc
+
+    start_new_kernel_client = run_sync(async_start_new_kernel_client)
 
     def output(self, outs: list[NotebookNode], msg: dict[str, Any], display_id: str | None, cell_index: int) -> NotebookNode | None:
         """Store the output while the budget lasts; after that drop all but check results (one note per cell)."""

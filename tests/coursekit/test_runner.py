@@ -68,3 +68,36 @@ def test_jobs_and_events_round_trip(tmp_path: Path) -> None:
     log.close()
     lines = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
     assert [(e["event"], "t" in e) for e in lines] == [("start", True), ("end", True)]
+
+
+def test_polling_finds_a_message_whose_wake_up_was_lost_and_keeps_the_deadline() -> None:
+    import asyncio
+    import time
+    from queue import Empty
+
+    from coursekit.runner import polling
+
+    calls: list[float | None] = []
+
+    async def stuck_then_ready(timeout: float | None = None) -> dict[str, Any]:
+        # Like a lost zmq wake-up: the first wait sleeps through its whole timeout.
+        calls.append(timeout)
+        if len(calls) == 1:
+            await asyncio.sleep(timeout or 0)
+            raise Empty
+        return {"msg": "reply"}
+
+    async def never(timeout: float | None = None) -> dict[str, Any]:
+        await asyncio.sleep(timeout or 0)
+        raise Empty
+
+    assert asyncio.run(polling(stuck_then_ready, step=0.05)(timeout=600)) == {"msg": "reply"}
+    assert calls[0] == 0.05
+    started = time.monotonic()
+    try:
+        asyncio.run(polling(never, step=0.05)(timeout=0.2))
+    except Empty:
+        pass
+    else:
+        raise AssertionError("no Empty at the deadline")
+    assert 0.2 <= time.monotonic() - started < 1
