@@ -17,6 +17,7 @@ import concurrent.futures
 import logging
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -30,6 +31,7 @@ from coursekit.fingerprint import changed_paths, stat_snapshot
 from coursekit.generate import KERNEL_NAME
 from coursekit.gradebook import number, write_atomic, write_gradebook
 from coursekit.report import page_name, write_reports
+from coursekit import sandbox
 from coursekit.sandbox import Execution, Limits, execute
 from coursekit.scoring import LessonResult, PointsError, exercises_of, load_points, score, unexecuted
 from coursekit.settings import REPO_ROOT
@@ -111,21 +113,23 @@ def grade(submissions: list[Submission], options: Options, roots: Sequence[Path]
     before = stat_snapshot(watch)
     workspace = Path(tempfile.mkdtemp(prefix="coursekit-grade-"))
     executions: dict[int, Execution] = {}
+    sandbox.STOP.clear()
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, options.jobs))
     try:
-        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, options.jobs)) as pool:
-            futures = {
-                pool.submit(execute, sub.lesson, sub.data, workspace / str(index), options.limits, watch, options.kernel_name): index
-                for index, (sub, _) in runnable.items()
-            }
-            for future in concurrent.futures.as_completed(futures):
-                index = futures[future]
-                sub = runnable[index][0]
-                try:
-                    executions[index] = future.result()
-                except Exception:  # noqa: BLE001 - a grader bug must not lose the other results
-                    log.exception("grading %s/%s failed", sub.learner, sub.lesson)
-                    executions[index] = Execution(killed="grader error: see the log")
-                log.info("graded %s / %s in %.0f s", sub.learner, sub.lesson, executions[index].seconds)
+        futures = {
+            pool.submit(execute, sub.lesson, sub.data, workspace / str(index), options.limits, watch, options.kernel_name): index
+            for index, (sub, _) in runnable.items()
+        }
+        for future in concurrent.futures.as_completed(futures):
+            index = futures[future]
+            sub = runnable[index][0]
+            try:
+                executions[index] = future.result()
+            except Exception:  # noqa: BLE001 - a grader bug must not lose the other results
+                log.exception("grading %s/%s failed", sub.learner, sub.lesson)
+                executions[index] = Execution(killed="grader error: see the log")
+            log.info("graded %s / %s in %.0f s", sub.learner, sub.lesson, executions[index].seconds)
+        pool.shutdown()
         blamed = _blame_outside(executions)
         unexplained = [p for p in changed_paths(before, stat_snapshot(watch)) if not any(p in b for b in blamed.values())]
         for path in unexplained:
@@ -139,6 +143,11 @@ def grade(submissions: list[Submission], options: Options, roots: Sequence[Path]
             if sub.note:
                 results[index].reasons.append(sub.note)
         _write(final, executions, runnable, options.out)
+    except BaseException:
+        # Ctrl+C or SIGTERM: stop queued runs, let every watchdog kill its process tree, write nothing.
+        sandbox.STOP.set()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
     finally:
         shutil.rmtree(workspace, ignore_errors=True)
     return final
@@ -216,11 +225,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("No submissions found.", file=sys.stderr)  # noqa: T201 - CLI output
         return 2
     started = time.monotonic()
+    # SIGTERM (e.g. a CI job cancelled) unwinds like Ctrl+C, so no kernel or Spark JVM is left behind.
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     try:
         results = grade(submissions, options, roots)
     except PointsError as exc:
         print(f"ERROR: {exc}", file=sys.stderr)  # noqa: T201
         return 2
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return _summary(results, options.out, time.monotonic() - started, ignored)
 
 

@@ -25,6 +25,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,9 @@ log = logging.getLogger(__name__)
 PACKAGE_DIR = Path(coursekit.__file__).resolve().parent
 DATASETS_DIR = PACKAGE_DIR.parent / "datasets"
 POLL_SECONDS = 0.5
+#: Set by the grader when it is interrupted (Ctrl+C, SIGTERM): every watchdog kills its tree and returns.
+STOP = threading.Event()
+INTERRUPTED = "grading was interrupted before this notebook finished"
 _MB = 1024 * 1024
 # Variables a kernel must not inherit from the grader: they would point it at another store or package.
 _DROPPED_PREFIXES = ("MLFLOW_", "COURSE_", "PYTHON", "SPARK_REMOTE", "JUPYTER_", "IPYTHON", "MPLCONFIGDIR")
@@ -145,6 +149,8 @@ def watch(child: subprocess.Popen[bytes], limits: Limits) -> tuple[str | None, i
             reason = f"memory limit: the kernel's processes used {rss // _MB} MB (limit {limits.memory_mb} MB)"
         elif time.monotonic() - started > limits.notebook_timeout:
             reason = f"notebook time limit: still running after {limits.notebook_timeout} s"
+        elif STOP.is_set():
+            reason = INTERRUPTED
         if reason:
             log.warning("killing a submission: %s", reason)
             kill_all(seen)

@@ -133,3 +133,16 @@ def test_a_notebook_that_kills_its_runner_or_ignores_interrupts_is_stopped(tmp_p
     ), tmp_path / "stubborn", Limits(cell_timeout=3, notebook_timeout=120), [])
     assert stubborn.events[-1]["event"] == "end" and stubborn.events[-1]["status"] == "timeout"
     assert [e["cell"] for e in stubborn.events if e["event"] == "start"] == [0]
+
+
+def test_an_interrupted_grader_stops_every_watchdog() -> None:
+    from coursekit import sandbox
+
+    child = _spawn("import time; time.sleep(120)")
+    sandbox.STOP.set()
+    try:
+        started = time.monotonic()
+        reason, _ = watch(child, Limits())
+    finally:
+        sandbox.STOP.clear()
+    assert reason == sandbox.INTERRUPTED and time.monotonic() - started < 5
