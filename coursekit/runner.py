@@ -220,7 +220,7 @@ class Watcher:
     def on_cell_executed(self, cell: NotebookNode, cell_index: int, execute_reply: dict[str, Any] | None = None, **_: Any) -> None:
         """Record the cell's checks and error, then look for tampering and outside writes."""
         content = (execute_reply or {}).get("content", {})
-        error = f"{content.get('ename')}: {content.get('evalue')}" if content.get("status") == "error" else None
+        error = f"{content.get('ename')}: {content.get('evalue')}"[:MAX_MESSAGE_CHARS // 4] if content.get("status") == "error" else None
         self.events.write(
             event="executed", cell=cell_index, checks=checks_in_outputs(cell.get("outputs", [])), error=error,
             **self.inspect(),

@@ -190,9 +190,14 @@ def score(learner: str, lesson: str, points: Mapping[str, float], cells: list[st
         statuses.add("wrote outside its folder")
         shown = ", ".join(blamed_outside[:3]) + (f" and {len(blamed_outside) - 3} more" if len(blamed_outside) > 3 else "")
         reasons.append(f"wrote outside its folder: {shown}")
+    flagged: dict[int, list[str]] = {}
     for cell, token in suspicious(cells):
+        if token not in flagged.setdefault(cell, []):
+            flagged[cell].append(token)
+    for cell, tokens in flagged.items():
         statuses.add("suspicious code")
-        reasons.append(f"suspicious code: {_cell_label(cell, cells)} contains `{token}`; points kept, review the executed notebook")
+        shown = ", ".join(f"`{t}`" for t in tokens)
+        reasons.append(f"suspicious code: {_cell_label(cell, cells)} contains {shown}; points kept, review the executed notebook")
     if execution.killed:
         statuses.add("memory limit" if execution.killed.startswith("memory") else "timeout")
         reasons.append(execution.killed + (f" (in {_cell_label(run.stopped_in, cells)})" if run.stopped_in is not None else ""))

@@ -161,12 +161,12 @@ def test_typos_in_the_points_file_are_one_clear_error(tmp_path: Path, text: str,
 
 
 def test_code_that_reaches_into_the_checks_is_flagged_but_keeps_its_points() -> None:
-    cells = ["", "import x", "q1.evaluate = lambda: 1\nq1.check()", "q2.check(best)", "q3.check()"]
+    cells = ["", "import x", "q1.evaluate = lambda: 1\nq1.check()\nprint(__file__, __file__)", "q2.check(best)", "q3.check()"]
     events = [*_executed(1), *_executed(2, _check("q1", "correct")), *_executed(3, _check("q2", "correct")),
               *_executed(4, _check("q3", "correct")), _end()]
     result = _score(events, cells)
     assert (result.status, result.total) == ("suspicious code", 4)
-    assert result.reasons == ["suspicious code: cell 3 (`q1.evaluate = lambda: 1`) contains `.evaluate =`; points kept, review the executed notebook"]
+    assert result.reasons == ["suspicious code: cell 3 (`q1.evaluate = lambda: 1`) contains `.evaluate =`, `__file__`; points kept, review the executed notebook"]
     assert suspicious([
         "x == 1", "q1.check()", "a.result == b", "import coursekit.checks as c", 'display({"application/vnd.coursekit.check+json": 1}, raw=True)',
         "q2.check=f", 'setattr(q1, "evaluate", f)', "print(__file__)",
