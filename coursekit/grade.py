@@ -112,12 +112,15 @@ def grade(submissions: list[Submission], options: Options, roots: Sequence[Path]
 
     before = stat_snapshot(watch)
     workspace = Path(tempfile.mkdtemp(prefix="coursekit-grade-"))
+    template = sandbox.empty_store(workspace / "empty-mlflow.db")
     executions: dict[int, Execution] = {}
     sandbox.STOP.clear()
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, options.jobs))
     try:
         futures = {
-            pool.submit(execute, sub.lesson, sub.data, workspace / str(index), options.limits, watch, options.kernel_name): index
+            pool.submit(
+                execute, sub.lesson, sub.data, workspace / str(index), options.limits, watch, options.kernel_name, template
+            ): index
             for index, (sub, _) in runnable.items()
         }
         for future in concurrent.futures.as_completed(futures):

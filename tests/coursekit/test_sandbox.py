@@ -11,7 +11,7 @@ import nbformat
 import psutil
 import pytest
 
-from coursekit.sandbox import PACKAGE_DIR, Limits, execute, kernel_environment, prepare, read_events, watch
+from coursekit.sandbox import PACKAGE_DIR, Limits, empty_store, execute, kernel_environment, prepare, read_events, watch
 
 
 def test_the_kernel_environment_drops_mlflow_and_course_overrides(tmp_path: Path) -> None:
@@ -39,6 +39,21 @@ def test_prepare_copies_the_package_and_data_but_no_bytecode(tmp_path: Path) -> 
 
 def _spawn(code: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
+
+
+def test_each_sandbox_starts_from_a_copy_of_one_migrated_empty_store(tmp_path: Path) -> None:
+    from mlflow.tracking import MlflowClient
+
+    template = empty_store(tmp_path / "template.db")
+    first, second = tmp_path / "one", tmp_path / "two"
+    prepare(first, "01_first_run", b"{}", template)
+    prepare(second, "01_first_run", b"{}", template)
+    client = MlflowClient(tracking_uri=f"sqlite:///{first / 'data' / 'mlflow.db'}")
+    assert [e.name for e in client.search_experiments()] == ["Default"]
+    client.create_experiment("only-in-one")
+    other = MlflowClient(tracking_uri=f"sqlite:///{second / 'data' / 'mlflow.db'}")
+    assert [e.name for e in other.search_experiments()] == ["Default"]
+    assert [e.name for e in MlflowClient(tracking_uri=f"sqlite:///{template}").search_experiments()] == ["Default"]
 
 
 def test_the_watchdog_kills_a_process_tree_over_its_memory_limit() -> None:
