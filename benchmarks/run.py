@@ -29,6 +29,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from coursekit.generate import KERNEL_NAME, pairs  # noqa: E402
+from coursekit.runner import POLLING_ENGINE_NAME  # noqa: E402
 
 GROUPS = {
     "setup (Spark start + store)": ("classroom.start(",),
@@ -50,7 +51,8 @@ def bench_notebook(path: Path) -> dict[str, object]:
         os.environ["COURSE_DATA_DIR"] = tmp
         out = Path(tmp) / path.name
         start = time.perf_counter()
-        papermill.execute_notebook(str(path), str(out), kernel_name=KERNEL_NAME, cwd=str(path.parent), progress_bar=False)
+        papermill.execute_notebook(str(path), str(out), kernel_name=KERNEL_NAME, cwd=str(path.parent), progress_bar=False,
+                                  engine_name=POLLING_ENGINE_NAME)
         wall = time.perf_counter() - start
         nb = nbformat.read(out, as_version=4)
     groups: dict[str, float] = {}
@@ -146,7 +148,8 @@ def bench_widget() -> dict[str, float]:
         os.environ["COURSE_DATA_DIR"] = tmp
         source, out = Path(tmp) / "widget.ipynb", Path(tmp) / "widget-out.ipynb"
         nbformat.write(nb, source)
-        papermill.execute_notebook(str(source), str(out), kernel_name=KERNEL_NAME, cwd=tmp, progress_bar=False)
+        papermill.execute_notebook(str(source), str(out), kernel_name=KERNEL_NAME, cwd=tmp, progress_bar=False,
+                                  engine_name=POLLING_ENGINE_NAME)
         executed = nbformat.read(out, as_version=4)
     text = "".join(o.get("text", "") for o in executed.cells[-1].outputs)
     latencies = json.loads(text.split("LATENCIES", 1)[1])

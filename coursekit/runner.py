@@ -40,6 +40,7 @@ from coursekit.fingerprint import changed_paths, content_digest, stat_snapshot
 log = logging.getLogger(__name__)
 
 ENGINE_NAME = "coursekit-grader"
+POLLING_ENGINE_NAME = "coursekit-polling"
 TIMEOUT_ENAME = "CellTimeout"
 MAX_MESSAGE_CHARS = 2000
 TRUNCATION_NOTE = "[grader: output dropped here, the notebook's output limit ({kb} KB) is used up]\n"
@@ -98,17 +99,8 @@ def polling(get_msg: Callable[..., Awaitable[dict[str, Any]]], step: float = 1.0
     return get
 
 
-class BudgetedClient(PapermillNotebookClient):  # type: ignore[misc]
-    """papermill's client with a per-notebook output budget (check results always get through) and
-    channels that cannot miss a reply (:func:`polling`)."""
-
-    max_output_bytes = Integer(1_000_000).tag(config=True)
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.output_used = 0
-        self.output_truncated = False
-        self._noted_cells: set[int] = set()
+class PollingClient(PapermillNotebookClient):  # type: ignore[misc]
+    """papermill's client with channels that cannot miss a reply (:func:`polling`)."""
 
     async def async_start_new_kernel_client(self) -> Any:
         """Start the kernel client as nbclient does, then make its shell and IOPub reads poll."""
@@ -118,6 +110,18 @@ class BudgetedClient(PapermillNotebookClient):  # type: ignore[misc]
         return kc
 
     start_new_kernel_client = run_sync(async_start_new_kernel_client)
+
+
+class BudgetedClient(PollingClient):
+    """:class:`PollingClient` with a per-notebook output budget (check results always get through)."""
+
+    max_output_bytes = Integer(1_000_000).tag(config=True)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.output_used = 0
+        self.output_truncated = False
+        self._noted_cells: set[int] = set()
 
     def output(self, outs: list[NotebookNode], msg: dict[str, Any], display_id: str | None, cell_index: int) -> NotebookNode | None:
         """Store the output while the budget lasts; after that drop all but check results (one note per cell)."""
@@ -140,20 +144,21 @@ class BudgetedClient(PapermillNotebookClient):  # type: ignore[misc]
         return None
 
 
-class BudgetedEngine(NBClientEngine):  # type: ignore[misc]
-    """papermill's nbclient engine, running :class:`BudgetedClient`."""
+class PollingEngine(NBClientEngine):  # type: ignore[misc]
+    """papermill's nbclient engine, running :class:`PollingClient` (tests and benchmarks use it too)."""
 
-    #: The client of the current run (one run per child process), read for its truncation flag.
-    client: BudgetedClient | None = None
+    client_class: type[PollingClient] = PollingClient
+    #: The client of the current run (one run per child process).
+    client: PollingClient | None = None
 
     @classmethod
     def execute_managed_notebook(cls, nb_man: Any, kernel_name: str, **kwargs: Any) -> Any:
-        """Execute like papermill's engine (same keyword handling), with the budgeted client."""
+        """Execute like papermill's engine (same keyword handling), with this engine's client."""
         kwargs.pop("input_path", None)
         timeout = kwargs.pop("execution_timeout", None)
         start_timeout = kwargs.pop("start_timeout", 60)
         kwargs.pop("timeout", None)
-        client = BudgetedClient(
+        client = cls.client_class(
             nb_man, timeout=timeout, startup_timeout=start_timeout, kernel_name=kernel_name,
             log=logging.getLogger("papermill"), **kwargs,
         )
@@ -161,7 +166,15 @@ class BudgetedEngine(NBClientEngine):  # type: ignore[misc]
         return client.execute()
 
 
+class BudgetedEngine(PollingEngine):
+    """:class:`PollingEngine` running :class:`BudgetedClient`, whose truncation flag the runner reads."""
+
+    client_class = BudgetedClient
+    client: BudgetedClient | None = None
+
+
 papermill_engines.register(ENGINE_NAME, BudgetedEngine)
+papermill_engines.register(POLLING_ENGINE_NAME, PollingEngine)
 
 
 def checks_in_outputs(outputs: list[Any]) -> list[dict[str, str]]:

@@ -13,6 +13,7 @@ from papermill.exceptions import PapermillExecutionError
 
 from coursekit.checks import CHECK_MIMETYPE
 from coursekit.generate import KERNEL_NAME
+from coursekit.runner import POLLING_ENGINE_NAME
 
 REPO = Path(__file__).resolve().parent.parent
 SOLUTIONS = sorted((REPO / "solutions").glob("[0-9][0-9]_*.ipynb"))
@@ -47,6 +48,8 @@ def run_notebook(source: Path, output: Path, data_dir: Path, parameters: dict[st
             str(source), str(output), parameters=parameters or {}, kernel_name=KERNEL_NAME,
             cwd=str(source.parent), progress_bar=False, log_output=False, execution_timeout=600,
             raise_on_execution_error=False,
+            # Polls the kernel channels: a lost zmq wake-up once stalled lesson 5 for the whole cell timeout.
+            engine_name=POLLING_ENGINE_NAME,
         )
     except PapermillExecutionError:
         pass  # the output notebook was written, with the failing cell marked
