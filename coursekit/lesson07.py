@@ -123,6 +123,7 @@ def judge_attempt(run: Run, client: MlflowClient | None = None) -> CheckResult |
 
 
 def _capstone_version(answer: object, client: MlflowClient) -> tuple[ModelVersion, Run] | CheckResult:
+    """The registered version and its run, if it is this round's best allowed capstone attempt; else the verdict."""
     version = resolve_version(answer, client)
     if isinstance(version, CheckResult):
         return version
@@ -134,7 +135,8 @@ def _capstone_version(answer: object, client: MlflowClient) -> tuple[ModelVersio
             f"Version {version.version} does not come from a capstone attempt (a tuner.train_and_log run in "
             f"{EXPERIMENT!r}): register the model of your best attempt in this lesson."
         )
-    return version, run
+    problem = judge_attempt(run, client)
+    return problem if problem else (version, run)
 
 
 class BestAllowedAttempt(Exercise):
@@ -205,9 +207,6 @@ client.update_model_version(MODEL_NAME, new_version.version, description="Capsto
         if isinstance(found, CheckResult):
             return found
         version, run = found
-        problem = judge_attempt(run, client)
-        if problem:
-            return problem
         tag_problem = auc_tag_problem(version, run)
         if tag_problem:
             return incorrect(tag_problem)
@@ -247,9 +246,6 @@ else:
         if isinstance(found, CheckResult):
             return found
         version, run = found
-        problem = judge_attempt(run, client)
-        if problem:
-            return problem
         aliases = model_aliases(client) or {}
         mistake = alias_case_mistake(aliases, CHAMPION) or alias_case_mistake(aliases, CHALLENGER)
         if mistake:
