@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -41,15 +42,41 @@ def parallel_coordinates(
         ax.plot(xs, row, color=cmap(norm(colour[i])), alpha=0.8, linewidth=1.5, zorder=1)
     if highlight is not None:
         ax.plot(xs, scaled[highlight], color="crimson", linewidth=3.5, zorder=2, label="best run")
-        ax.legend(loc="upper left", fontsize=8, frameon=False)
+        # Above the plot, right-aligned: inside it would cover the axes' top values.
+        ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False, borderaxespad=0.2)
+    last = len(axes) - 1
     for x, (lo, hi) in enumerate(zip(low, high)):
         ax.axvline(x, color="0.6", linewidth=0.8, zorder=0)
-        ax.annotate(f"{hi:g}", (x, 1.0), xytext=(3, 3), textcoords="offset points", fontsize=8)
-        ax.annotate(f"{lo:g}", (x, 0.0), xytext=(3, -10), textcoords="offset points", fontsize=8)
-    ax.set_xticks(xs, list(labels) if labels is not None else list(axes))
+        # The last axis is labelled on its left, so its values never run into the colour bar.
+        dx, align = (-3, "right") if x == last and last > 0 else (3, "left")
+        ax.annotate(axis_value(hi), (x, 1.0), xytext=(dx, 3), textcoords="offset points", fontsize=8, ha=align)
+        ax.annotate(axis_value(lo), (x, 0.0), xytext=(dx, -10), textcoords="offset points", fontsize=8, ha=align)
+    ax.set_xticks(xs, [wrap_label(label) for label in (labels if labels is not None else axes)], fontsize=9)
     ax.set_yticks([])
     ax.set_ylim(-0.08, 1.08)
     for side in ("top", "right", "left"):
         ax.spines[side].set_visible(False)
-    fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=color_by, pad=0.02)
+    fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=color_by, pad=0.03)
     return fig
+
+
+def axis_value(value: float) -> str:
+    """An axis end as short text: whole numbers as such, others to three decimals (0.838, 0.05)."""
+    if float(value).is_integer():
+        return str(int(value))
+    return f"{value:.3f}".rstrip("0").rstrip(".")
+
+
+def wrap_label(label: str, width: int = 12) -> str:
+    """Break a long camelCase or dotted name over two lines at a word boundary near its middle.
+
+    ``minInstancesPerNode`` becomes ``minInstances`` / ``PerNode``, so neighbouring axis
+    labels of a narrow plot do not overlap; short names are returned unchanged.
+    """
+    if len(label) <= width:
+        return label
+    cuts = [m.start() for m in re.finditer(r"(?<=[a-z0-9])(?=[A-Z])|(?<=\.)", label)]
+    if not cuts:
+        return label
+    cut = min(cuts, key=lambda c: abs(c - len(label) / 2))
+    return f"{label[:cut]}\n{label[cut:]}"

@@ -35,6 +35,15 @@ IMPURITIES = ("gini", "entropy")
 # average_precision is scikit-learn's step-wise area under the precision-recall curve; Spark's
 # areaUnderPR interpolates linearly and differs in the third decimal, so the names stay apart.
 METRICS = ("AUC", "average_precision", "accuracy", "f1")
+# The one source of the numeric settings' ranges: the panel's sliders, the refusal messages
+# and lesson 5's table of settings all use these (a test compares the lesson's table with them).
+BOUNDS: dict[str, tuple[float, float]] = {
+    "numTrees": (1, 200),
+    "maxDepth": (1, 20),
+    "subsamplingRate": (0.05, 1.0),
+    "minInstancesPerNode": (1, 50),
+}
+SUBSAMPLING_STEP = 0.05
 
 
 class TuningError(ValueError):
@@ -60,18 +69,14 @@ class ForestParams:
                 raise TuningError(f"{name} must be a whole number, not {value!r}.")
         if isinstance(self.subsamplingRate, bool) or not isinstance(self.subsamplingRate, (int, float)):
             raise TuningError(f"subsamplingRate must be a number, not {self.subsamplingRate!r}.")
-        if not 1 <= self.numTrees <= 200:
-            raise TuningError(f"numTrees must be between 1 and 200, not {self.numTrees}.")
-        if not 1 <= self.maxDepth <= 20:
-            raise TuningError(f"maxDepth must be between 1 and 20, not {self.maxDepth}.")
+        for name in ("numTrees", "maxDepth"):
+            _check_range(name, getattr(self, name))
         if self.featureSubsetStrategy not in FEATURE_SUBSET_STRATEGIES:
             raise TuningError(f"featureSubsetStrategy must be one of {', '.join(FEATURE_SUBSET_STRATEGIES)}.")
         if self.impurity not in IMPURITIES:
             raise TuningError(f"impurity must be 'gini' or 'entropy', not {self.impurity!r}.")
-        if not 0.0 < self.subsamplingRate <= 1.0:
-            raise TuningError(f"subsamplingRate must be in (0, 1], not {self.subsamplingRate}.")
-        if self.minInstancesPerNode < 1:
-            raise TuningError(f"minInstancesPerNode must be at least 1, not {self.minInstancesPerNode}.")
+        for name in ("subsamplingRate", "minInstancesPerNode"):
+            _check_range(name, getattr(self, name))
 
     @classmethod
     def from_mapping(cls, values: Any) -> ForestParams:
@@ -225,6 +230,12 @@ class Tuner:
             mlflow.spark.save_model(model, f"{tmp}/rf_model", pip_requirements=requirements)
             self.client.log_artifacts(run_id, f"{tmp}/rf_model", "rf_model")
         return f"runs:/{run_id}/rf_model"
+
+
+def _check_range(name: str, value: float) -> None:
+    low, high = BOUNDS[name]
+    if not low <= value <= high:
+        raise TuningError(f"{name} must be between {low:g} and {high:g}, not {value}.")
 
 
 def first_line(exc: BaseException) -> str:

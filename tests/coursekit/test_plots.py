@@ -13,7 +13,7 @@ import pytest  # noqa: E402
 from matplotlib.colors import to_rgba  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from coursekit.plots import parallel_coordinates  # noqa: E402
+from coursekit.plots import axis_value, parallel_coordinates, wrap_label  # noqa: E402
 
 AXES = ["numTrees", "maxDepth", "metrics.AUC"]
 
@@ -86,6 +86,10 @@ def test_each_axis_is_labelled_with_its_real_min_and_max(runs):
     assert texts == ["50", "5", "8", "2", "0.86", "0.7"]
 
 
+def test_axis_values_are_short():
+    assert [axis_value(v) for v in (170.0, 0.838109, 0.05, 1.0, 0.7049)] == ["170", "0.838", "0.05", "1", "0.705"]
+
+
 def test_the_highlighted_run_is_drawn_on_top(runs):
     fig = parallel_coordinates(runs, AXES, color_by="metrics.AUC", highlight=2)
     ax = fig.axes[0]
@@ -100,7 +104,7 @@ def test_the_highlighted_run_is_drawn_on_top(runs):
 def test_tick_labels_are_the_axes_by_default(runs):
     fig = parallel_coordinates(runs, AXES, color_by="metrics.AUC")
     ax = fig.axes[0]
-    assert [t.get_text() for t in ax.get_xticklabels()] == AXES
+    assert [t.get_text() for t in ax.get_xticklabels()] == AXES  # short names stay on one line
     assert list(ax.get_xticks()) == [0, 1, 2]
     assert list(ax.get_yticks()) == []
 
@@ -173,3 +177,39 @@ def test_the_figure_renders(runs):
     width, height = fig.canvas.get_width_height()
     assert width > 0 and height > 0
     assert plt.fignum_exists(fig.number)
+
+
+def test_long_names_wrap_at_a_word_boundary():
+    assert wrap_label("subsamplingRate") == "subsampling\nRate"
+    assert wrap_label("minInstancesPerNode") == "minInstances\nPerNode"
+    assert wrap_label("params.numTrees") == "params.\nnumTrees"
+    assert wrap_label("numTrees") == "numTrees"
+    assert wrap_label("averylongnamewithoutboundaries") == "averylongnamewithoutboundaries"
+
+
+def _extents(fig, artists):
+    renderer = fig.canvas.get_renderer()
+    return [a.get_window_extent(renderer) for a in artists if a.get_text()]
+
+
+@pytest.mark.parametrize("width", [6.5, 7.0])
+def test_nothing_on_the_tuning_panels_plot_overlaps(width):
+    # The panel's five axes in the panel's right-hand plot (about 6.5 inches wide): the axis names
+    # must not run into each other, and no value printed on an axis may run into the colour bar.
+    frame = pd.DataFrame({
+        "numTrees": [170, 9, 60], "maxDepth": [1, 18, 4], "subsamplingRate": [0.05, 0.94, 0.8],
+        "minInstancesPerNode": [2, 43, 10], "AUC": [0.838109, 0.704531, 0.8],
+    })
+    fig, ax = plt.subplots(figsize=(width, 3.6))
+    parallel_coordinates(frame, list(frame.columns), color_by="AUC", highlight=0, ax=ax)
+    fig.tight_layout()
+    fig.canvas.draw()
+    labels = _extents(fig, ax.get_xticklabels())
+    assert len(labels) == 5
+    for left, right in zip(labels, labels[1:]):
+        assert left.x1 < right.x0, "neighbouring axis names overlap"
+    bar = colorbar_axes(fig, ax).get_window_extent(fig.canvas.get_renderer())
+    values = _extents(fig, ax.texts)
+    assert values and all(v.x1 < bar.x0 for v in values), "an axis value runs into the colour bar"
+    legend = ax.get_legend().get_window_extent(fig.canvas.get_renderer())
+    assert not any(legend.overlaps(v) for v in values), "the legend covers an axis value"

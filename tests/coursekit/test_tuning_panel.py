@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from dataclasses import asdict
 
 import matplotlib
@@ -23,7 +24,7 @@ from mlflow.tracking import MlflowClient  # noqa: E402
 from spark_fixtures import SEED, course_spark, tuner  # noqa: E402, F401 - fixtures
 
 from coursekit.store import artifact_paths  # noqa: E402
-from coursekit.tuning import ForestParams, TuningError  # noqa: E402
+from coursekit.tuning import BOUNDS, ForestParams, TuningError  # noqa: E402
 from coursekit.tuning_panel import TuningPanel, leaderboard_html  # noqa: E402
 
 # mlflow.spark.log_model imports mlflow.pyfunc, whose import warns about its own type hints (once per process).
@@ -80,14 +81,14 @@ def set_controls(panel, **values):
 def test_six_controls_with_the_documented_bounds(panel):
     controls = panel.controls
     assert tuple(controls) == SETTINGS
-    for name, kind, low, high in [
-        ("numTrees", widgets.IntSlider, 1, 100),
-        ("maxDepth", widgets.IntSlider, 1, 15),
-        ("subsamplingRate", widgets.FloatSlider, 0.1, 1.0),
-        ("minInstancesPerNode", widgets.IntSlider, 1, 30),
-    ]:
+    # The sliders span exactly what train_and_log accepts (one source: tuning.BOUNDS).
+    assert BOUNDS == {"numTrees": (1, 200), "maxDepth": (1, 20), "subsamplingRate": (0.05, 1.0), "minInstancesPerNode": (1, 50)}
+    for name, kind in [("numTrees", widgets.IntSlider), ("maxDepth", widgets.IntSlider),
+                       ("subsamplingRate", widgets.FloatSlider), ("minInstancesPerNode", widgets.IntSlider)]:
         assert isinstance(controls[name], kind), name
-        assert (controls[name].min, controls[name].max) == (low, high), name
+        assert (controls[name].min, controls[name].max) == BOUNDS[name], name
+        ForestParams(**{name: controls[name].min}).validate()
+        ForestParams(**{name: controls[name].max}).validate()
     assert controls["subsamplingRate"].step == 0.05
     assert isinstance(controls["featureSubsetStrategy"], widgets.Dropdown)
     assert tuple(controls["featureSubsetStrategy"].options) == ("auto", "all", "sqrt", "log2", "onethird")
@@ -95,7 +96,7 @@ def test_six_controls_with_the_documented_bounds(panel):
     # They start on the defaults, and every value they can show is a valid attempt.
     assert panel.params() == ForestParams()
     set_controls(panel, numTrees=500, maxDepth=99, subsamplingRate=0.0, minInstancesPerNode=0)
-    assert panel.params() == ForestParams(numTrees=100, maxDepth=15, subsamplingRate=0.1, minInstancesPerNode=1)
+    assert panel.params() == ForestParams(numTrees=200, maxDepth=20, subsamplingRate=0.05, minInstancesPerNode=1)
     panel.params().validate()
     for name, control in controls.items():
         assert control.description == name
@@ -108,9 +109,10 @@ def test_six_controls_with_the_documented_bounds(panel):
 
 def test_no_attempt_yet(panel, tuner):  # noqa: F811
     assert panel.board.value == "<i>No attempts yet.</i>"
+    assert panel.figure is None and panel.plots.value == b"" and panel.plots.layout.display == "none"
     assert "Train &amp; log" in panel.status.value
     assert panel.log_best_model() is None
-    assert panel.status.value.startswith("⚠️ ") and "No attempt yet" in panel.status.value
+    assert panel.status.value.startswith("⚠ ") and "No attempt yet" in panel.status.value
     panel.model_button.click()
     assert "No attempt yet" in panel.status.value
     assert runs(tuner) == []
@@ -143,13 +145,17 @@ def test_each_click_logs_one_run_with_the_panels_values(panel, tuner):  # noqa: 
     assert panel.last_result.run_id == first.info.run_id
     assert panel.last_error is None
     auc = first.data.metrics["AUC"]
-    assert panel.status.value.startswith("✅ Attempt 1 logged: <b>AUC ") and f"{auc:.3f}" in panel.status.value
+    assert panel.status.value.startswith("✓ Attempt 1 logged: <b>AUC ") and f"{auc:.3f}" in panel.status.value
     # The only attempt is the current one and the best: marked ▶ and highlighted.
     assert board_rows(panel) == highlighted(panel)
     (row,) = board_rows(panel)
     assert row[:4] == ["▶", "1", "7", "4"] and row[8] == f"{auc:.3f}"
-    # The plot shows AUC against the setting changed last.
-    assert plt.gcf().axes[0].get_xlabel() == "maxDepth"
+    # The plot shows AUC against the setting changed last, as a PNG the worker thread set on the Image widget.
+    assert panel.figure.axes[0].get_xlabel() == "maxDepth"
+    assert isinstance(panel.plots, widgets.Image) and panel.plots.layout.display is None
+    first_picture = panel.plots.value
+    assert first_picture[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "second attempt" in " ".join(t.get_text() for t in panel.figure.axes[1].texts)
 
     # A stump: worse than the first forest (seeded, so always).
     set_controls(panel, maxDepth=1, numTrees=1)
@@ -162,10 +168,14 @@ def test_each_click_logs_one_run_with_the_panels_values(panel, tuner):  # noqa: 
     assert second.data.tags["attempt"] == "2"
     assert second.data.metrics["AUC"] < auc
     rows = board_rows(panel)
-    assert [r[:2] for r in rows] == [["🏆", "1"], ["▶", "2"]]
+    assert [r[:2] for r in rows] == [["★", "1"], ["▶", "2"]]
     assert highlighted(panel) == rows[:1]
-    assert panel.status.value.startswith("✅ Attempt 2 logged")
-    assert plt.gcf().axes[0].get_xlabel() == "numTrees"
+    assert panel.status.value.startswith("✓ Attempt 2 logged")
+    assert panel.figure.axes[0].get_xlabel() == "numTrees"
+    # A new picture: two points, and the parallel-coordinates view replaces its placeholder.
+    assert panel.plots.value != first_picture and panel.plots.value[:4] == b"\x89PNG"
+    assert panel.figure.axes[1].texts and "second attempt" not in " ".join(t.get_text() for t in panel.figure.axes[1].texts)
+    assert len(panel.figure.axes[0].collections[0].get_offsets()) == 2
     assert panel.board.value == leaderboard_html(tuner.leaderboard(), second.info.run_id)
 
 
@@ -184,8 +194,14 @@ def test_clicks_while_training_are_ignored(panel, tuner, monkeypatch):  # noqa: 
         panel.train_button.click()
         assert started.wait(30)
         assert panel.train_button.disabled and panel.model_button.disabled
-        assert panel.status.value.startswith("⏳")
+        assert panel.status.value.startswith("Training…")
         assert panel.progress.layout.visibility == "visible"
+        # The bar fills while the forest trains (it is never an empty grey bar), but never reaches the end.
+        deadline = time.monotonic() + 5
+        while panel.progress.value == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert 0 < panel.progress.value < panel.progress.max
+        assert panel.progress.bar_style == "info"
         assert panel.click() is False
         panel.train_button.click()
         assert panel.log_best_model() is None  # the model button waits for the attempt too
@@ -197,14 +213,14 @@ def test_clicks_while_training_are_ignored(panel, tuner, monkeypatch):  # noqa: 
     assert run.info.status == "FINISHED" and run.data.tags["attempt"] == "1"
     assert not panel.train_button.disabled and not panel.model_button.disabled
     assert panel.progress.layout.visibility == "hidden"
-    assert panel.status.value.startswith("✅ Attempt 1 logged")
+    assert panel.status.value.startswith("✓ Attempt 1 logged")
     assert [r[:2] for r in board_rows(panel)] == [["▶", "1"]]
 
 
 def test_the_panel_recovers_from_failed_attempts(panel, tuner, monkeypatch):  # noqa: F811
     def assert_one_warning(*words):
-        assert panel.status.value.count("⚠️") == 1, panel.status.value
-        assert panel.status.value.startswith("⚠️ ")
+        assert panel.status.value.count("⚠") == 1, panel.status.value
+        assert panel.status.value.startswith("⚠ ")
         for word in words:
             assert word in panel.status.value, f"{word!r} not in {panel.status.value!r}"
         assert not panel.train_button.disabled and not panel.model_button.disabled
@@ -249,7 +265,7 @@ def test_the_panel_recovers_from_failed_attempts(panel, tuner, monkeypatch):  # 
     assert good.info.status == "FINISHED" and good.data.params["numTrees"] == "3"
     assert good.data.tags["attempt"] == "2"
     assert panel.last_error is None and panel.last_result.run_id == good.info.run_id
-    assert panel.status.value.startswith("✅ Attempt 2 logged") and "⚠️" not in panel.status.value
+    assert panel.status.value.startswith("✓ Attempt 2 logged") and "⚠" not in panel.status.value
     assert [r[:2] for r in board_rows(panel)] == [["▶", "2"]]
 
 
@@ -267,7 +283,7 @@ def test_model_button_logs_the_best_attempts_model(panel, tuner):  # noqa: F811
 
     panel.model_button.click()
     uri = f"runs:/{best.run_id}/rf_model"
-    assert panel.status.value == f"💾 Model of the best attempt logged: <code>{uri}</code>"
+    assert re.fullmatch(rf"✓ Model of the best attempt logged in \d+\.\d s: <code>{re.escape(uri)}</code>", panel.status.value)
     files = artifact_paths(best.run_id, path="rf_model")
     assert "rf_model/MLmodel" in files and "rf_model/requirements.txt" in files
     assert any(f.startswith("rf_model/sparkml/") for f in files)
