@@ -9,6 +9,7 @@ reading their answer becomes an "incorrect" result with a plain sentence.
 from __future__ import annotations
 
 import enum
+import html
 import json
 import logging
 import math
@@ -59,6 +60,15 @@ _BADGES = {
     Outcome.CORRECT: "✅ Correct",
     Outcome.INCORRECT: "❌ Not yet",
     Outcome.NOT_ATTEMPTED: "⏳ Not attempted",
+}
+
+#: The coloured label of the HTML result: a symbol every common font has, the words, and a solid
+#: background with white text (contrast 5:1 or more on both), so it reads the same in JupyterLab's
+#: light and dark themes; the message beside it keeps the theme's own text colour.
+HTML_BADGES: dict[Outcome, tuple[str, str, str]] = {
+    Outcome.CORRECT: ("✓", "Correct", "#1a7f37"),
+    Outcome.INCORRECT: ("✗", "Not yet", "#b42318"),
+    Outcome.NOT_ATTEMPTED: ("…", "Not attempted", "#57606a"),
 }
 
 
@@ -149,8 +159,25 @@ def format_result(key: str, title: str, result: CheckResult) -> str:
     return f"{text} {result.message}".rstrip()
 
 
+def format_result_html(key: str, title: str, result: CheckResult) -> str:
+    """The result as a small HTML block: a coloured label with a symbol and words, then the message.
+
+    The words carry the outcome (colour is never the only signal); the block's tint is
+    translucent, so it suits light and dark themes alike.
+    """
+    symbol, words, colour = HTML_BADGES[result.outcome]
+    message = html.escape(result.message)
+    return (
+        f'<div class="coursekit-check" data-outcome="{result.outcome.value}" role="status" '
+        f'style="border-left:4px solid {colour};background:{colour}1f;padding:6px 10px;margin:2px 0;border-radius:3px">'
+        f'<span style="background:{colour};color:#ffffff;font-weight:bold;padding:1px 8px;border-radius:10px;'
+        f'white-space:nowrap">{symbol} {words}</span> '
+        f"<b>{html.escape(key)}: {html.escape(title)}.</b> {message}</div>"
+    )
+
+
 def show_result(key: str, title: str, result: CheckResult) -> None:
-    """Display a result as text plus a machine-readable copy the grader and tests read."""
+    """Display a result as HTML and text, plus a machine-readable copy the grader and tests read."""
     text = format_result(key, title, result)
     payload = {"exercise": key, "outcome": result.outcome.value}
     try:
@@ -158,7 +185,10 @@ def show_result(key: str, title: str, result: CheckResult) -> None:
         from IPython.display import display
 
         if get_ipython() is not None:
-            display({"text/plain": text, CHECK_MIMETYPE: json.dumps(payload)}, raw=True)
+            display(
+                {"text/plain": text, "text/html": format_result_html(key, title, result), CHECK_MIMETYPE: json.dumps(payload)},
+                raw=True,
+            )
             return
     except ImportError:  # pragma: no cover - IPython ships with the course
         pass

@@ -129,3 +129,66 @@ def test_hint_without_hints_says_so(capsys):
 def test_solution_shows_the_stripped_code(capsys):
     Demo().solution()
     assert capsys.readouterr().out == "📖 qx solution:\nanswer = 42\n"
+
+
+# --- what a learner sees in JupyterLab: an HTML block, with text and the grader's copy unchanged ---
+
+
+def _luminance(hex_colour: str) -> float:
+    channels = [int(hex_colour[i:i + 2], 16) / 255 for i in (1, 3, 5)]
+    linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def _contrast(a: str, b: str) -> float:
+    light, dark = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+def test_check_displays_html_text_and_the_machine_readable_copy(monkeypatch):
+    import json
+
+    from coursekit import checks
+
+    shown = []
+
+    class Shell:  # stands in for the running IPython kernel
+        pass
+
+    monkeypatch.setattr("IPython.get_ipython", lambda: Shell())
+    monkeypatch.setattr("IPython.display.display", lambda data, raw=False: shown.append((data, raw)))
+    Demo().check(7)
+    ((data, raw),) = shown
+    assert raw is True
+    assert set(data) == {"text/plain", "text/html", checks.CHECK_MIMETYPE}
+    # The text and the grader's copy are exactly what they were before the HTML block existed.
+    assert data["text/plain"] == "❌ Not yet — qx: Demo exercise. answer is 7, not the expected number."
+    assert json.loads(data[checks.CHECK_MIMETYPE]) == {"exercise": "qx", "outcome": "incorrect"}
+    assert 'data-outcome="incorrect"' in data["text/html"] and "✗ Not yet" in data["text/html"]
+    assert "answer is 7, not the expected number." in data["text/html"]
+
+
+@pytest.mark.parametrize(
+    ("result", "words"),
+    [(correct("fine."), "✓ Correct"), (incorrect("no."), "✗ Not yet"), (not_attempted("blank."), "… Not attempted")],
+)
+def test_html_result_has_words_and_readable_contrast(result, words):
+    from coursekit.checks import HTML_BADGES, format_result_html
+
+    block = format_result_html("q1", "Log parameters", result)
+    assert words in block, "the words stay: colour is never the only signal"
+    colours = {colour for _symbol, _words, colour in HTML_BADGES.values()}
+    assert len(colours) == 3
+    _symbol, _words, colour = HTML_BADGES[result.outcome]
+    assert f"background:{colour};color:#ffffff" in block
+    assert _contrast(colour, "#ffffff") >= 4.5, "label text must meet WCAG AA on its own background"
+    # The symbols are in every common font (no emoji font needed): none outside the BMP, no variation selectors.
+    assert all(ord(ch) < 0x2800 and ch != "\ufe0f" for ch in words)
+
+
+def test_html_result_escapes_the_message():
+    from coursekit.checks import format_result_html
+
+    block = format_result_html("q2", "Tag <a run>", incorrect("Tag user is '<script>alert(1)</script>' & more."))
+    assert "<script>" not in block and "&lt;script&gt;" in block and "&amp; more" in block
+    assert "Tag &lt;a run&gt;" in block

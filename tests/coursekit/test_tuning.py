@@ -64,8 +64,8 @@ def logged_params(params: ForestParams) -> dict[str, str]:
 def test_defaults_and_every_boundary_are_valid():
     ForestParams().validate()
     for params in (
-        ForestParams(numTrees=1, maxDepth=1, subsamplingRate=0.01, minInstancesPerNode=1),
-        ForestParams(numTrees=200, maxDepth=20, subsamplingRate=1.0, minInstancesPerNode=500),
+        ForestParams(numTrees=1, maxDepth=1, subsamplingRate=0.05, minInstancesPerNode=1),
+        ForestParams(numTrees=200, maxDepth=20, subsamplingRate=1.0, minInstancesPerNode=50),
         *(ForestParams(featureSubsetStrategy=s) for s in ("auto", "all", "sqrt", "log2", "onethird")),
         ForestParams(impurity="entropy"),
     ):
@@ -82,9 +82,11 @@ def test_defaults_and_every_boundary_are_valid():
         ({"featureSubsetStrategy": "half"}, ["featureSubsetStrategy", "sqrt", "onethird"]),
         ({"featureSubsetStrategy": "SQRT"}, ["featureSubsetStrategy"]),
         ({"impurity": "variance"}, ["impurity", "'gini' or 'entropy'", "'variance'"]),
-        ({"subsamplingRate": 0.0}, ["subsamplingRate", "(0, 1]", "not 0.0"]),
-        ({"subsamplingRate": 1.5}, ["subsamplingRate", "(0, 1]", "not 1.5"]),
-        ({"minInstancesPerNode": 0}, ["minInstancesPerNode", "at least 1", "not 0"]),
+        ({"subsamplingRate": 0.0}, ["subsamplingRate", "between 0.05 and 1", "not 0.0"]),
+        ({"subsamplingRate": 0.04}, ["subsamplingRate", "between 0.05 and 1", "not 0.04"]),
+        ({"subsamplingRate": 1.5}, ["subsamplingRate", "between 0.05 and 1", "not 1.5"]),
+        ({"minInstancesPerNode": 0}, ["minInstancesPerNode", "between 1 and 50", "not 0"]),
+        ({"minInstancesPerNode": 51}, ["minInstancesPerNode", "between 1 and 50", "not 51"]),
     ],
 )
 def test_validate_names_the_bad_setting(change, words):
