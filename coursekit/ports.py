@@ -7,8 +7,15 @@ import sys
 
 
 def is_free(port: int, host: str = "127.0.0.1") -> bool:
-    """True when nothing listens on ``host:port`` and we may bind it."""
+    """True when nothing listens on ``host:port`` and we may bind it.
+
+    Binds the way the servers themselves do (Tornado for JupyterLab, uvicorn for the MLflow
+    UI): with ``SO_REUSEADDR``, so connections still in TIME_WAIT after a server stopped do
+    not count as busy; only a real listener does.
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        if hasattr(socket, "SO_REUSEADDR") and sys.platform != "win32":  # on Windows it would allow stealing the port
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:
