@@ -74,6 +74,33 @@ class LabSession:
         """Wait until the kernel reports idle (after Run All: every cell has run)."""
         self.page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first.wait_for(timeout=timeout_ms)
 
+    def use_theme(self, name: str) -> None:
+        """Settings > Theme > ``name`` (e.g. "JupyterLab Dark"), as a person switches it."""
+        page = self.page
+        page.get_by_role("menuitem", name="Settings").first.click()
+        page.get_by_text("Theme", exact=True).first.hover()
+        page.get_by_text(name, exact=True).first.click()
+        page.wait_for_function(
+            "want => document.body.dataset.jpThemeName === want", arg=name, timeout=30_000
+        )
+        page.wait_for_timeout(500)
+
+    def contrast(self, locator: Any) -> float:
+        """WCAG contrast of an element's text colour against the notebook's background colour."""
+        return float(locator.evaluate(
+            """el => {
+                const rgb = s => s.match(/[\d.]+/g).slice(0, 3).map(Number);
+                const lum = c => { const [r, g, b] = c.map(v => { v /= 255;
+                    return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); });
+                    return 0.2126 * r + 0.7152 * g + 0.0722 * b; };
+                const fg = lum(rgb(getComputedStyle(el).color));
+                const panel = el.closest('.jp-Notebook') || document.body;
+                const bg = lum(rgb(getComputedStyle(panel).backgroundColor));
+                const [hi, lo] = fg > bg ? [fg, bg] : [bg, fg];
+                return (hi + 0.05) / (lo + 0.05);
+            }"""
+        ))
+
     def runs(self, experiment: str, filter_string: str = "") -> list[Any]:
         """The runs of ``experiment`` in this session's store (all statuses)."""
         client = MlflowClient(tracking_uri=f"sqlite:///{self.store / 'mlflow.db'}")

@@ -83,3 +83,12 @@ def test_lesson5_panel_in_jupyterlab(tmp_path: Path) -> None:
         assert "runs:/" in panel.root.inner_text()
         assert panel.truncated_labels() == []
         lab.shot("05-panel-final.png", panel.root)
+
+        # The check results stay readable in the dark theme: the words, and text that contrasts with the page.
+        for theme, shot in (("JupyterLab Light", "05-check-light.png"), ("JupyterLab Dark", "05-check-dark.png")):
+            lab.use_theme(theme)
+            block = lab.page.locator(".coursekit-check").first
+            block.scroll_into_view_if_needed()
+            assert lab.contrast(block) >= 4.5, f"{theme}: the check's message is hard to read"
+            assert "Not attempted" in block.inner_text()
+            lab.shot(shot, block)
