@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import math
 
-from mlflow.entities import Run
+from mlflow.entities import LifecycleStage, Run, RunStatus
 from mlflow.tracking import MlflowClient
 
 from coursekit.checks import BLANK, CheckResult, Exercise, correct, incorrect, is_blank, not_attempted
-from coursekit.store import artifact_paths, best_run_by_metric, find_latest_run, similar_keys, user_tags
-from coursekit.verdicts import missing_run, unfinished_run
+from coursekit.store import artifact_paths, find_latest_run, similar_keys, user_tags
+from coursekit.verdicts import DELETE_HOW, missing_run, scored_on_wrong_rows, unfinished_run
 
 EXPERIMENT = "lesson-01-first-run"
 PARAMS_RUN = "ex1-params"
@@ -23,6 +23,17 @@ MODEL_RUN = "ex5-model"
 MODEL_PATH = "rf_model"
 # Names learners often use for the same number (compared lower-case, without underscores).
 AUC_ALIASES = {"auc", "areaunderroc", "rocauc", "aucroc", "valauc", "testauc"}
+# The name learners type when they quote the variable instead of using it: {"user": "LEARNER"}.
+LEARNER_VARIABLE = "LEARNER"
+MODEL_PARAMS = ("model_type", "numTrees", "maxDepth")
+
+
+def _leak_message(run: Run, rows: str) -> str:
+    return (
+        f"The AUC of run '{run.info.run_name}' ({run.data.metrics['AUC']:.3f}) was computed on {rows}: the forest has "
+        "seen those rows, so it scores them far better than new patients. Score the held-out rows, "
+        "model.transform(test)."
+    )
 
 
 def _blank_keys(values: dict[str, str]) -> list[str]:
@@ -129,6 +140,11 @@ with mlflow.start_run(run_name="ex2-tags"):
             return incorrect(f"Tag env is {tags['env']!r}; this exercise runs in the 'dev' environment.")
         if not tags["user"].strip() or tags["user"] == "____":
             return incorrect("Tag user is empty: set it to your name (the LEARNER parameter).")
+        if tags["user"].strip().strip("'\"") == LEARNER_VARIABLE:
+            return incorrect(
+                f"Tag user is the text {tags['user']!r}, the variable's name in quotes: write LEARNER without "
+                "quotes, so the tag gets the variable's value (your name)."
+            )
         return correct("In the MLflow UI you can now filter with tags.env = 'dev'.")
 
 
@@ -184,6 +200,12 @@ with mlflow.start_run(run_name="ex3-auc"):
                 return incorrect(
                     f"AUC is logged, but param {name!r} is missing: without it you cannot tell later which settings gave this AUC."
                 )
+        rows = scored_on_wrong_rows(run)
+        if rows:
+            return incorrect(
+                f"{_leak_message(run, rows)} Then run the cell again, and delete this run (the cell under "
+                "'Retries leave runs behind' does it), or it stays first in every sort by AUC."
+            )
         return correct(f"AUC = {auc:.3f} is now searchable: metrics.AUC > {math.floor(auc * 20) / 20:.2f} finds this run.")
 
 
@@ -195,6 +217,7 @@ class FindBestRun(Exercise):
     hints = (
         "mlflow.search_runs returns a pandas DataFrame with one row per run and a column metrics.AUC.",
         'Pass experiment_names=[EXPERIMENT], order_by=["metrics.AUC DESC"] and max_results=1, then read the run_id column.',
+        "If the top run is one a check rejected (a retry you no longer want), delete it with mlflow.delete_run(run_id), then search again.",
     )
     solution_code = """
 best = mlflow.search_runs(
@@ -219,16 +242,63 @@ best_run_id = best.loc[0, "run_id"]
         experiment = client.get_experiment_by_name(EXPERIMENT)
         if experiment is None or run.info.experiment_id != experiment.experiment_id:
             return incorrect(f"That run belongs to another experiment: search only experiment_names=[{EXPERIMENT!r}].")
-        best = best_run_by_metric(EXPERIMENT, "AUC", client)
-        if "AUC" not in run.data.metrics or best is None:
-            return incorrect("That run has no AUC metric: order by metrics.AUC DESC so runs with an AUC come first.")
-        auc, top = run.data.metrics["AUC"], best.data.metrics["AUC"]
-        if auc < top - 1e-9:
+        if run.info.lifecycle_stage == LifecycleStage.DELETED:
             return incorrect(
-                f"That run's AUC is {auc:.3f}, but another run in the experiment reaches {top:.3f}: sort by "
+                f"Run '{run.info.run_name}' was deleted, so search_runs no longer finds it: run the search again "
+                "and take the run_id it returns now."
+            )
+        if "AUC" not in run.data.metrics:
+            return incorrect("That run has no AUC metric: order by metrics.AUC DESC so runs with an AUC come first.")
+        if run.info.status != RunStatus.to_string(RunStatus.FINISHED):
+            return incorrect(
+                f"Run '{run.info.run_name}' is {run.info.status}, not FINISHED: an unfinished run is not a result to "
+                f"compare. Pick the best FINISHED run, or {DELETE_HOW}."
+            )
+        auc = run.data.metrics["AUC"]
+        rows = scored_on_wrong_rows(run)
+        if rows:
+            return incorrect(
+                f"You picked '{run.info.run_name}' (AUC {auc:.3f}), but its AUC was computed on {rows}, not on "
+                f"the held-out test rows: {DELETE_HOW}, then search again."
+            )
+        top, rejected = best_scored_run(client, experiment.experiment_id)
+        if top is None:
+            return incorrect("No FINISHED run of the experiment has an AUC scored on the test rows yet: finish exercise 3 first.")
+        top_auc = top.data.metrics["AUC"]
+        if auc < top_auc - 1e-9:
+            return incorrect(
+                f"That run's AUC is {auc:.3f}, but another run in the experiment reaches {top_auc:.3f}: sort by "
                 "metrics.AUC in descending order."
             )
-        return correct(f"The best run so far has AUC {top:.3f}.")
+        note = ""
+        if rejected:
+            leak, rows = rejected[0]
+            note = (
+                f" Run '{leak.info.run_name}' shows a higher AUC ({leak.data.metrics['AUC']:.3f}), but it was scored on "
+                f"{rows}: {DELETE_HOW}."
+            )
+        return correct(f"The best run so far has AUC {top_auc:.3f}.{note}")
+
+
+def best_scored_run(client: MlflowClient, experiment_id: str, limit: int = 20) -> tuple[Run | None, list[tuple[Run, str]]]:
+    """The FINISHED run with the highest AUC that was scored on the test rows, and the runs above it that were not.
+
+    Each run above the answer is re-scored (one cached fit per distinct numTrees/maxDepth); only the
+    ``limit`` best runs are looked at.
+    """
+    runs = client.search_runs(
+        [experiment_id],
+        filter_string="metrics.AUC >= 0 and attributes.status = 'FINISHED'",
+        order_by=["metrics.AUC DESC"],
+        max_results=limit,
+    )
+    rejected: list[tuple[Run, str]] = []
+    for run in runs:
+        rows = scored_on_wrong_rows(run)
+        if rows is None:
+            return run, rejected
+        rejected.append((run, rows))
+    return None, rejected
 
 
 class LogModel(Exercise):
@@ -239,9 +309,11 @@ class LogModel(Exercise):
     hints = (
         'mlflow.spark.log_model(model, "rf_model", pip_requirements=PIP_REQUIREMENTS): the second argument is the artifact path.',
         "Pass pip_requirements explicitly: otherwise MLflow starts a second Spark in a subprocess to guess them (~15 s).",
+        "Keep the log_params line: a model without the settings that built it cannot be re-trained or compared.",
     )
     solution_code = """
 with mlflow.start_run(run_name="ex5-model"):
+    mlflow.log_params({"model_type": "RandomForest", "numTrees": NUM_TREES, "maxDepth": MAX_DEPTH})
     mlflow.log_metric("AUC", evaluator.evaluate(model.transform(test)))
     mlflow.spark.log_model(model, "rf_model", pip_requirements=PIP_REQUIREMENTS)
 """
@@ -269,7 +341,19 @@ with mlflow.start_run(run_name="ex5-model"):
             return incorrect(f"{MODEL_PATH!r} is not a Spark model: log it with mlflow.spark.log_model, not another flavour.")
         if "AUC" not in run.data.metrics:
             return incorrect("The model is logged, but the run has no AUC metric: log it next to the model so runs can be compared.")
-        return correct("The model, its MLmodel file and its requirements are stored with the run.")
+        params = run.data.params
+        for name in MODEL_PARAMS:
+            if name not in params:
+                if name in user_tags(run):
+                    return incorrect(f"{name!r} was set as a tag: settings of the model are params (mlflow.log_params).")
+                return incorrect(
+                    f"The model is logged, but param {name!r} is missing: keep the mlflow.log_params line, so anyone can "
+                    "see (and re-train) the settings that built this model."
+                )
+        rows = scored_on_wrong_rows(run)
+        if rows:
+            return incorrect(f"{_leak_message(run, rows)} Log that AUC next to the model and run the cell again.")
+        return correct("The model, its settings, its MLmodel file and its requirements are stored with the run.")
 
 
 def _logged_model_flavors(run: Run) -> set[str] | None:

@@ -1,4 +1,5 @@
-"""Verdicts that several lessons' checks share: a run that is missing or unfinished, a param that matches.
+"""Verdicts that several lessons' checks share: a run that is missing or unfinished, a param that matches,
+an AUC computed on the wrong rows.
 
 Each function returns the learner-facing :class:`~coursekit.checks.CheckResult` (or a plain
 answer), so every lesson words the same situation the same way.
@@ -6,9 +7,112 @@ answer), so every lesson words the same situation the same way.
 
 from __future__ import annotations
 
+import logging
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
 from mlflow.entities import Run, RunStatus
 
-from coursekit.checks import CheckResult, incorrect, not_attempted
+from coursekit.checks import CheckResult, close_to, incorrect, not_attempted
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+log = logging.getLogger(__name__)
+
+# The course's data split and forest seed (every lesson's SEED default), to re-score a logged AUC.
+SEED = 42
+SPLIT = (0.7, 0.3)
+# A logged AUC and the same model re-scored here agree to ~1e-12; 1e-4 also admits scikit-learn's AUC.
+RESCORE_TOLERANCE = 1e-4
+# How to get rid of a run that a check rejected; every "best run" hint that meets one says it.
+DELETE_HOW = "delete it with mlflow.delete_run(run_id) (or in the MLflow UI: tick its row, then Delete)"
+
+
+@dataclass(frozen=True)
+class Rescored:
+    """The AUC of the course's pipeline (assembler + forest), re-trained with one run's settings, on each part of the data."""
+
+    test: float
+    train: float
+    all_rows: float
+
+
+_RESCORED: dict[tuple[int, int], Rescored] = {}
+
+
+def rescore(num_trees: int, max_depth: int) -> Rescored | None:
+    """Fit the course's pipeline with these settings, seed and split; its AUC on test, train and all rows.
+
+    Uses the Spark session the lesson started (None without one, or if Spark fails): a
+    check never starts Spark itself. One small fit (~1 s); results are kept, the data never changes.
+    """
+    key = (num_trees, max_depth)
+    if key in _RESCORED:
+        return _RESCORED[key]
+    try:
+        from pyspark.sql import SparkSession
+
+        spark = SparkSession.getActiveSession()
+        if spark is None:
+            log.debug("no active Spark session: AUC of numTrees=%s maxDepth=%s not re-scored", *key)
+            return None
+        _RESCORED[key] = _rescore(spark, num_trees, max_depth)
+    except Exception:  # noqa: BLE001 - re-scoring is extra evidence; without it the check judges the rest
+        log.debug("could not re-score numTrees=%s maxDepth=%s", *key, exc_info=True)
+        return None
+    return _RESCORED[key]
+
+
+def _rescore(spark: SparkSession, num_trees: int, max_depth: int) -> Rescored:
+    from pyspark.ml import Pipeline
+    from pyspark.ml.classification import RandomForestClassifier
+    from pyspark.ml.feature import VectorAssembler
+    from sklearn.metrics import roc_auc_score
+
+    from coursekit.data import FEATURES, LABEL, load_pima
+
+    train, test = load_pima(spark).randomSplit(list(SPLIT), seed=SEED)
+    forest = RandomForestClassifier(labelCol=LABEL, numTrees=num_trees, maxDepth=max_depth, seed=SEED)
+    model = Pipeline(stages=[VectorAssembler(inputCols=FEATURES, outputCol="features"), forest]).fit(train)
+
+    def scored(frame: DataFrame) -> tuple[list[int], list[float]]:
+        rows = model.transform(frame).select(LABEL, "probability").collect()
+        return [int(r[LABEL]) for r in rows], [float(r["probability"][1]) for r in rows]
+
+    # BinaryClassificationEvaluator's areaUnderROC and scikit-learn's agree on 500 rows; one collect per split.
+    (y_test, p_test), (y_train, p_train) = scored(test), scored(train)
+    return Rescored(
+        test=float(roc_auc_score(y_test, p_test)),
+        train=float(roc_auc_score(y_train, p_train)),
+        all_rows=float(roc_auc_score(y_test + y_train, p_test + p_train)),
+    )
+
+
+def scored_on_wrong_rows(run: Run) -> str | None:
+    """Which rows a run's AUC was computed on, when they are not the held-out test rows; else None.
+
+    Re-trains the course's pipeline with the run's logged numTrees and maxDepth (and the course's
+    seed and split) and compares the logged AUC with that model's AUC on test, train and all rows.
+    None when the AUC matches the test rows, matches nothing (other seed, other data), or cannot be
+    re-scored (no Spark session, params missing).
+    """
+    auc = run.data.metrics.get("AUC")
+    try:
+        num_trees, max_depth = int(run.data.params["numTrees"]), int(run.data.params["maxDepth"])
+    except (KeyError, ValueError):
+        return None
+    if auc is None or not math.isfinite(auc):
+        return None
+    scores = rescore(num_trees, max_depth)
+    if scores is None or close_to(auc, scores.test, RESCORE_TOLERANCE):
+        return None
+    if close_to(auc, scores.train, RESCORE_TOLERANCE):
+        return "the training rows"
+    if close_to(auc, scores.all_rows, RESCORE_TOLERANCE):
+        return "all rows, the training rows included"
+    return None
 
 
 def missing_run(experiment: str, run_name: str) -> CheckResult:

@@ -11,8 +11,9 @@ import time
 import mlflow
 import pytest
 
-from coursekit import BLANK, Outcome, lesson01
+from coursekit import BLANK, Outcome, lesson01, verdicts
 from coursekit.lesson01 import EXPERIMENT, q1, q2, q3, q4, q5
+from spark_fixtures import course_spark  # noqa: F401 - a fixture
 
 pytestmark = pytest.mark.usefixtures("lesson_store")
 
@@ -256,7 +257,7 @@ def test_q4_run_without_auc(two_runs):
 
 
 def test_q5_correct():
-    log_run(lesson01.MODEL_RUN, metrics={"AUC": 0.83}, artifacts=SPARK_MODEL)
+    log_run(lesson01.MODEL_RUN, params=GOOD_PARAMS, metrics={"AUC": 0.83}, artifacts=SPARK_MODEL)
     assert q5.result().outcome is Outcome.CORRECT
 
 
@@ -278,7 +279,7 @@ def test_q5_starter_with_only_pass_is_not_attempted():
     ],
 )
 def test_q5_mistakes(metrics, artifacts, words):
-    log_run(lesson01.MODEL_RUN, metrics=metrics, artifacts=artifacts)
+    log_run(lesson01.MODEL_RUN, params=GOOD_PARAMS, metrics=metrics, artifacts=artifacts)
     assert_incorrect(q5.result(), *words)
 
 
@@ -303,8 +304,128 @@ def test_q4_ignores_a_better_run_that_did_not_finish():
 
 def test_q5_accepts_a_spark_model_recorded_as_a_logged_model(monkeypatch):
     # Later MLflow versions may record the model only as an MLflow 3 LoggedModel.
-    log_run(lesson01.MODEL_RUN, metrics={"AUC": 0.83}, artifacts=["notes.txt"])
+    log_run(lesson01.MODEL_RUN, params=GOOD_PARAMS, metrics={"AUC": 0.83}, artifacts=["notes.txt"])
     monkeypatch.setattr(lesson01, "_logged_model_flavors", lambda run: {"spark", "python_function"})
     assert q5.result().outcome is Outcome.CORRECT
     monkeypatch.setattr(lesson01, "_logged_model_flavors", lambda run: {"sklearn"})
     assert_incorrect(q5.result(), "not a Spark model")
+
+
+# --- issue 9: wrong answers that used to pass --------------------------------------------------
+
+
+def test_q2_the_quoted_variable_name_is_not_a_name():
+    log_run(lesson01.TAGS_RUN, tags={"env": "dev", "user": "LEARNER"})
+    assert_incorrect(q2.result(), "'LEARNER'", "without quotes", "value")
+
+
+def test_q2_the_learner_parameter_default_value_is_fine():
+    # LEARNER = "learner" in the parameters cell: the value, lower-case, is a correct answer.
+    log_run(lesson01.TAGS_RUN, tags={"env": "dev", "user": "learner"})
+    assert q2.result().outcome is Outcome.CORRECT
+
+
+def test_q4_rejects_a_deleted_run():
+    kept = log_run("kept", params=GOOD_PARAMS, metrics={"AUC": 0.80})
+    gone = log_run("retry", params=GOOD_PARAMS, metrics={"AUC": 0.90})
+    mlflow.delete_run(gone)
+    assert_incorrect(q4.result(gone), "'retry'", "deleted", "search again")
+    assert q4.result(kept).outcome is Outcome.CORRECT
+
+
+@pytest.mark.parametrize("status", [None, "FAILED", "KILLED"])
+def test_q4_rejects_an_unfinished_run_with_a_higher_auc(status):
+    log_run("good", params=GOOD_PARAMS, metrics={"AUC": 0.80})
+    unfinished = log_run("crashed", params=GOOD_PARAMS, metrics={"AUC": 0.95}, status=status)
+    assert_incorrect(q4.result(unfinished), "'crashed'", "not FINISHED", "mlflow.delete_run")
+
+
+def test_q5_needs_the_model_params():
+    log_run(lesson01.MODEL_RUN, metrics={"AUC": 0.83}, artifacts=SPARK_MODEL)
+    assert_incorrect(q5.result(), "'model_type'", "missing", "log_params")
+    log_run(lesson01.MODEL_RUN, params={"model_type": "RandomForest", "numTrees": 20}, metrics={"AUC": 0.83}, artifacts=SPARK_MODEL)
+    assert_incorrect(q5.result(), "'maxDepth'", "missing")
+
+
+def test_q5_params_set_as_tags():
+    tags = {k: str(v) for k, v in GOOD_PARAMS.items()}
+    log_run(lesson01.MODEL_RUN, tags=tags, metrics={"AUC": 0.83}, artifacts=SPARK_MODEL)
+    assert_incorrect(q5.result(), "'model_type'", "tag", "params")
+
+
+# --- issue 9: AUC scored on the wrong rows (the lesson's Spark pipeline, on the shared session) ---
+
+LEAK_TREES, LEAK_DEPTH = 10, 5  # a small forest keeps each fit (the learner's and the check's) short
+LEAK_PARAMS = {"model_type": "RandomForest", "numTrees": LEAK_TREES, "maxDepth": LEAK_DEPTH}
+
+
+@pytest.fixture(scope="module")
+def lesson_aucs(course_spark):
+    """The lesson's pipeline with LEAK_PARAMS, fitted as its cells do; its AUC on test, train and all rows.
+
+    Computed with Spark's BinaryClassificationEvaluator, as a learner would, not with the check's code.
+    """
+    from pyspark.ml import Pipeline
+    from pyspark.ml.classification import RandomForestClassifier
+    from pyspark.ml.evaluation import BinaryClassificationEvaluator
+    from pyspark.ml.feature import VectorAssembler
+
+    from coursekit.data import FEATURES, LABEL, load_pima
+
+    data = load_pima(course_spark.spark)
+    train, test = data.randomSplit([0.7, 0.3], seed=42)
+    forest = RandomForestClassifier(labelCol=LABEL, numTrees=LEAK_TREES, maxDepth=LEAK_DEPTH, seed=42)
+    model = Pipeline(stages=[VectorAssembler(inputCols=FEATURES, outputCol="features"), forest]).fit(train)
+    evaluator = BinaryClassificationEvaluator(labelCol=LABEL, metricName="areaUnderROC")
+    return {name: evaluator.evaluate(model.transform(rows)) for name, rows in (("test", test), ("train", train), ("all", data))}
+
+
+def test_q3_accepts_the_auc_of_the_test_rows(lesson_aucs):
+    log_run(lesson01.METRIC_RUN, params=LEAK_PARAMS, metrics={"AUC": lesson_aucs["test"]})
+    assert q3.result().outcome is Outcome.CORRECT
+
+
+def test_q3_rejects_the_auc_of_the_training_rows(lesson_aucs):
+    assert lesson_aucs["train"] > lesson_aucs["test"] + 0.05  # what makes the mistake tempting
+    log_run(lesson01.METRIC_RUN, params=LEAK_PARAMS, metrics={"AUC": lesson_aucs["train"]})
+    assert_incorrect(q3.result(), "training rows", "model.transform(test)", "delete this run")
+
+
+def test_q3_rejects_the_auc_of_all_rows(lesson_aucs):
+    log_run(lesson01.METRIC_RUN, params=LEAK_PARAMS, metrics={"AUC": lesson_aucs["all"]})
+    assert_incorrect(q3.result(), "all rows", "model.transform(test)")
+
+
+def test_q3_without_spark_judges_the_rest(lesson_aucs, monkeypatch):
+    # A check never starts Spark: without a session the train-scored AUC cannot be recognised.
+    monkeypatch.setattr(verdicts, "rescore", lambda num_trees, max_depth: None)
+    log_run(lesson01.METRIC_RUN, params=LEAK_PARAMS, metrics={"AUC": lesson_aucs["train"]})
+    assert q3.result().outcome is Outcome.CORRECT
+
+
+def test_q4_names_the_train_scored_top_run(lesson_aucs):
+    honest = log_run("small-forest", params=LEAK_PARAMS, metrics={"AUC": lesson_aucs["test"]})
+    leaked = log_run(lesson01.METRIC_RUN, params=LEAK_PARAMS, metrics={"AUC": lesson_aucs["train"]})
+    # The reference search finds the leaked run first; the hint says why it is not the answer and what to do.
+    best = mlflow.search_runs(experiment_names=[EXPERIMENT], order_by=["metrics.AUC DESC"], max_results=1)
+    assert best.loc[0, "run_id"] == leaked
+    assert_incorrect(
+        q4.result(leaked), "'ex3-auc'", f"{lesson_aucs['train']:.3f}", "training rows", "mlflow.delete_run", "Delete"
+    )
+    # Picking the best honest run is right, and the message still points at the leftover.
+    result = q4.result(honest)
+    assert result.outcome is Outcome.CORRECT
+    assert "'ex3-auc'" in result.message and "mlflow.delete_run" in result.message
+    # Once deleted, the same search finds the honest run, and the stale id is refused.
+    mlflow.delete_run(leaked)
+    best = mlflow.search_runs(experiment_names=[EXPERIMENT], order_by=["metrics.AUC DESC"], max_results=1)
+    assert best.loc[0, "run_id"] == honest
+    assert q4.result(honest).message == f"The best run so far has AUC {lesson_aucs['test']:.3f}."
+    assert_incorrect(q4.result(leaked), "deleted")
+
+
+def test_q5_rejects_the_auc_of_the_training_rows(lesson_aucs):
+    log_run(lesson01.MODEL_RUN, params=LEAK_PARAMS, metrics={"AUC": lesson_aucs["train"]}, artifacts=SPARK_MODEL)
+    assert_incorrect(q5.result(), "training rows", "model.transform(test)")
+    log_run(lesson01.MODEL_RUN, params=LEAK_PARAMS, metrics={"AUC": lesson_aucs["test"]}, artifacts=SPARK_MODEL)
+    assert q5.result().outcome is Outcome.CORRECT

@@ -7,7 +7,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from coursekit.checks import Outcome
-from coursekit.verdicts import missing_run, same_param, unfinished_run
+from coursekit import verdicts
+from coursekit.verdicts import missing_run, same_param, scored_on_wrong_rows, unfinished_run
 
 
 def _run_with_status(status: str | None) -> mlflow.entities.Run:
@@ -52,3 +53,25 @@ def test_failed_or_killed_run_names_its_status(mlflow_store, status: str) -> Non
 )
 def test_same_param_compares_numbers_as_numbers_and_text_exactly(given: object, stored: str | None, same: bool) -> None:
     assert same_param(given, stored) is same
+
+
+def _run_with(params: dict[str, object], auc: float) -> mlflow.entities.Run:
+    mlflow.set_experiment("verdicts")
+    with mlflow.start_run() as run:
+        mlflow.log_params(params)
+        mlflow.log_metric("AUC", auc)
+    return MlflowClient().get_run(run.info.run_id)
+
+
+@pytest.mark.parametrize("params", [{}, {"numTrees": 20}, {"numTrees": "twenty", "maxDepth": 5}])
+def test_wrong_rows_needs_the_forest_params(mlflow_store, params: dict[str, object]) -> None:
+    assert scored_on_wrong_rows(_run_with(params, 0.95)) is None
+
+
+def test_wrong_rows_never_starts_spark(mlflow_store, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pyspark.sql import SparkSession
+
+    monkeypatch.setattr(verdicts, "_RESCORED", {})
+    monkeypatch.setattr(SparkSession, "getActiveSession", classmethod(lambda cls: None))
+    monkeypatch.setattr(verdicts, "_rescore", lambda *args: pytest.fail("re-scored without a Spark session"))
+    assert scored_on_wrong_rows(_run_with({"numTrees": 20, "maxDepth": 5}, 0.95)) is None
