@@ -166,7 +166,7 @@ class PanelDriver:
         button = self.page.get_by_role("button", name="Train & log")
         button.first.wait_for(timeout=240_000)
         # The panel is the widget box that holds the button (the innermost such box is the button column).
-        self.root = self.page.locator(".widget-vbox").filter(has=self.page.locator(".widget-image")).filter(
+        self.root = self.page.locator(".widget-vbox").filter(has=self.page.locator("img")).filter(
             has=button).last
         self.train_button = self.root.get_by_role("button", name="Train & log")
         self.model_button = self.root.get_by_role("button", name="Log model for the best attempt")
@@ -189,11 +189,18 @@ class PanelDriver:
         dropdown.locator("select").select_option(option)
 
     def picture(self) -> bytes:
-        """The plot as a person sees it: a screenshot of the image element."""
-        return self.root.locator("img.widget-image").first.screenshot()
+        """The bytes of the plot image the page is showing (read back from the browser, not from the kernel)."""
+        numbers = self.root.locator("img").last.evaluate(
+            """async img => {
+                await img.decode();
+                const data = await (await fetch(img.src)).arrayBuffer();
+                return Array.from(new Uint8Array(data));
+            }"""
+        )
+        return bytes(numbers)
 
     def picture_src(self) -> str:
-        return str(self.root.locator("img.widget-image").first.get_attribute("src") or "")
+        return str(self.root.locator("img").last.get_attribute("src") or "")
 
     def board_rows(self) -> int:
         """Rows of the leaderboard table on screen (without its header)."""
@@ -216,7 +223,7 @@ class PanelDriver:
         self.train_button.click()
         self.page.wait_for_function(
             "([img, old]) => img.getAttribute('src') !== old && img.complete && img.naturalWidth > 0",
-            arg=[self.root.locator("img.widget-image").first.element_handle(), before], timeout=120_000, polling=50,
+            arg=[self.root.locator("img").last.element_handle(), before], timeout=120_000, polling=50,
         )
         elapsed = time.perf_counter() - started
         self.wait_attempt(number)
