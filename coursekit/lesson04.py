@@ -15,9 +15,11 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from coursekit.checks import CheckResult, Exercise, correct, incorrect, is_blank, not_attempted
+from coursekit.verdicts import DELETE_HOW
 
 EXPERIMENT = "lesson-04-compare-runs"
 GRID_TAG = "grid"
+GRID_VALUE = "numTrees x maxDepth"
 Q1_TREES = "20"
 Q3_MIN_AUC = 0.8
 Q3_DEPTH = "5"
@@ -31,7 +33,7 @@ def grid_runs(client: MlflowClient | None = None) -> list[Run]:
         return []
     runs = client.search_runs(
         [experiment.experiment_id],
-        filter_string=f"tags.{GRID_TAG} = 'numTrees x maxDepth' and attributes.status = 'FINISHED'",
+        filter_string=f"tags.{GRID_TAG} = '{GRID_VALUE}' and attributes.status = 'FINISHED'",
         order_by=["metrics.AUC DESC"],
     )
     return [r for r in runs if "AUC" in r.data.metrics]
@@ -39,6 +41,39 @@ def grid_runs(client: MlflowClient | None = None) -> list[Run]:
 
 def _no_grid() -> CheckResult:
     return not_attempted(f"No grid runs in experiment '{EXPERIMENT}' yet: run the grid cell of step 1 first.")
+
+
+def stray_run(run_ids: Iterable[object], client: MlflowClient | None = None) -> str | None:
+    """"run '<name>', which …": the first of ``run_ids`` in the lesson's experiment that no check counts, or None.
+
+    A retry, a hand-made run or an interrupted grid cell leaves such runs behind; an unfiltered
+    search_runs still finds them, so the hint names the run and how to get rid of it.
+    """
+    client = client or MlflowClient()
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    counted = {r.info.run_id for r in grid_runs(client)}
+    for run_id in run_ids:
+        if experiment is None or not isinstance(run_id, str) or run_id in counted:
+            continue
+        try:
+            run = client.get_run(run_id)
+        except MlflowException:
+            continue
+        if run.info.experiment_id != experiment.experiment_id:
+            continue
+        if run.info.lifecycle_stage == "deleted":
+            why = "was deleted"
+        elif run.data.tags.get(GRID_TAG) != GRID_VALUE:
+            why = f"is not a grid run (it lacks the tag {GRID_TAG} = '{GRID_VALUE}')"
+        elif run.info.status != "FINISHED":
+            why = f"is a grid run that did not finish ({run.info.status})"
+        else:
+            why = "has no AUC"
+        return (
+            f"run '{run.info.run_name}', which {why}, so the checks leave it out: {DELETE_HOW}, or add "
+            f"tags.{GRID_TAG} = '{GRID_VALUE}' and attributes.status = 'FINISHED' to your filter_string."
+        )
+    return None
 
 
 def _describe(run: Run) -> str:
@@ -74,6 +109,9 @@ best20_id = best20.loc[0, "run_id"]
         if not runs:
             return _no_grid()
         by_id = {r.info.run_id: r for r in runs}
+        stray = stray_run([best20_id])
+        if stray:
+            return incorrect(f"{best20_id!r} is not one of this lesson's grid runs: your search found {stray}")
         if best20_id not in by_id:
             return incorrect(f"{best20_id!r} is not one of this lesson's grid runs: search experiment_names=[EXPERIMENT].")
         chosen = by_id[best20_id]
@@ -117,6 +155,9 @@ top3 = mlflow.search_runs(experiment_names=[EXPERIMENT], order_by=["metrics.AUC 
             return incorrect(f"top3 has {len(top3)} rows; ask search_runs for exactly three with max_results=3.")
         if "metrics.AUC" not in top3.columns:
             return incorrect("top3 has no metrics.AUC column: search this lesson's experiment, where every run logs AUC.")
+        stray = stray_run(top3["run_id"])
+        if stray:
+            return incorrect(f"top3 includes {stray}")
         # Re-running the grid logs identical runs, so compare the AUC values, not which twin was picked.
         expected = [r.data.metrics["AUC"] for r in runs[:3]]
         got = [float(x) for x in top3["metrics.AUC"]]

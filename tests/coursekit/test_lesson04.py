@@ -589,3 +589,37 @@ def test_q4_a_missing_param(differing, missing):
 def test_q4_a_name_that_is_not_a_param(differing, name):
     log_grid()
     assert_incorrect(q4.result(differing), name, "is not a param of these runs", "after 'params.'")
+
+
+# --- issue 9: a "best run" search that finds a run the checks leave out says which and why --------
+
+
+@pytest.mark.parametrize(
+    ("status", "tags", "why"),
+    [
+        ("FINISHED", None, "is not a grid run"),
+        ("FAILED", GRID_TAG, "did not finish (FAILED)"),
+        ("KILLED", GRID_TAG, "did not finish (KILLED)"),
+    ],
+)
+def test_q1_names_the_stray_run_the_reference_search_finds(status, tags, why):
+    log_grid()
+    stray = log_run("retry", params={"numTrees": 20, "maxDepth": 5}, tags=tags, metrics={"AUC": 0.99}, status=status)
+    best20 = mlflow.search_runs(
+        experiment_names=[EXPERIMENT], filter_string="params.numTrees = '20'", order_by=["metrics.AUC DESC"], max_results=1
+    )
+    assert best20.loc[0, "run_id"] == stray
+    assert_incorrect(q1.result(stray), "'retry'", why, "mlflow.delete_run", "tags.grid")
+
+
+def test_q1_a_deleted_run_is_named():
+    ids = log_grid()
+    mlflow.delete_run(ids[(20, 5)])
+    assert_incorrect(q1.result(ids[(20, 5)]), "'rf-20trees-depth5'", "was deleted")
+
+
+def test_q2_names_the_stray_run_in_the_top_three():
+    log_grid()
+    log_run("hand-made", params={"numTrees": 99, "maxDepth": 5}, metrics={"AUC": 0.95})
+    top3 = mlflow.search_runs(experiment_names=[EXPERIMENT], order_by=["metrics.AUC DESC"], max_results=3)
+    assert_incorrect(q2.result(top3), "top3 includes run 'hand-made'", "not a grid run", "mlflow.delete_run")
