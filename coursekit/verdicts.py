@@ -32,11 +32,13 @@ DELETE_HOW = "delete it with mlflow.delete_run(run_id) (or in the MLflow UI: tic
 
 @dataclass(frozen=True)
 class Rescored:
-    """The AUC of the course's pipeline (assembler + forest), re-trained with one run's settings, on each part of the data."""
+    """The course's pipeline (assembler + forest) re-trained with one run's settings: AUC per part of the data, importances."""
 
     test: float
     train: float
     all_rows: float
+    #: The forest's featureImportances, in the order of ``coursekit.data.FEATURES``.
+    importances: tuple[float, ...] = ()
 
 
 _RESCORED: dict[tuple[int, int], Rescored] = {}
@@ -87,6 +89,7 @@ def _rescore(spark: SparkSession, num_trees: int, max_depth: int) -> Rescored:
         test=float(roc_auc_score(y_test, p_test)),
         train=float(roc_auc_score(y_train, p_train)),
         all_rows=float(roc_auc_score(y_test + y_train, p_test + p_train)),
+        importances=tuple(float(v) for v in model.stages[-1].featureImportances.toArray()),
     )
 
 

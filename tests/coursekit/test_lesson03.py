@@ -1,7 +1,8 @@
 """Lesson 3 checks against a real (temporary) MLflow store, one section per exercise.
 
-Spark is not started: model folders are faked with ``mlflow.log_text`` (an ``MLmodel``
-YAML body, ``requirements.txt``, …), and q4 gets a bare ``PipelineModel``, which
+Spark is started only by the last section (importances that are not the forest's, on the
+shared session of ``spark_fixtures``): model folders are faked with ``mlflow.log_text`` (an
+``MLmodel`` YAML body, ``requirements.txt``, …), and q4 gets a bare ``PipelineModel``, which
 PySpark builds without a JVM. Each section covers the reference answer, nothing run
 yet, the untouched starter, and typical mistakes named by their message.
 """
@@ -25,6 +26,7 @@ from pyspark.ml import Pipeline, PipelineModel
 from coursekit import BLANK, Outcome, lesson03, tracking
 from coursekit.data import FEATURES, LABEL, PIMA_SHA256
 from coursekit.lesson03 import EXPERIMENT, q1, q2, q3, q4, q5
+from spark_fixtures import course_spark  # noqa: F401 - a fixture
 
 REQUIREMENTS = lesson03.expected_requirements()
 IMPORTANCES = dict(zip(FEATURES, [0.09, 0.40, 0.04, 0.10, 0.11, 0.10, 0.16]))
@@ -449,3 +451,56 @@ def test_checks_never_print_download_progress(capsys):
     assert q1.result().correct and q2.result().correct
     captured = capsys.readouterr()
     assert "Downloading" not in captured.out + captured.err
+
+
+# --- issue 9: importances that are not the forest's (the lesson's Spark pipeline, shared session) -----
+
+FOREST_PARAMS = {"model_type": "RandomForest", "numTrees": 10, "maxDepth": 5, "seed": 42}
+
+
+@pytest.fixture(scope="module")
+def forest_importances(course_spark):
+    """featureImportances of the lesson's forest (FOREST_PARAMS) and of a smaller one, fitted as the lesson does."""
+    from pyspark.ml.classification import RandomForestClassifier
+    from pyspark.ml.feature import VectorAssembler
+
+    from coursekit.data import load_pima
+
+    train, _ = load_pima(course_spark.spark).randomSplit([0.7, 0.3], seed=42)
+    found = {}
+    for trees in (FOREST_PARAMS["numTrees"], 3):
+        forest = RandomForestClassifier(labelCol=LABEL, numTrees=trees, maxDepth=FOREST_PARAMS["maxDepth"], seed=42)
+        model = Pipeline(stages=[VectorAssembler(inputCols=FEATURES, outputCol="features"), forest]).fit(train)
+        found[trees] = {name: float(v) for name, v in zip(FEATURES, model.stages[-1].featureImportances.toArray())}
+    return found
+
+
+@pytest.fixture
+def rf_train(forest_importances):
+    return log_run(lesson03.TRAIN_RUN, params=FOREST_PARAMS, metrics={"AUC": 0.83})
+
+
+def test_q2_the_forests_importances_are_correct(rf_train, forest_importances):
+    log_run(lesson03.ARTIFACTS_RUN, dicts={lesson03.IMPORTANCES_FILE: forest_importances[10]})
+    assert q2.result().outcome is Outcome.CORRECT
+
+
+def test_q2_typed_in_equal_importances(rf_train):
+    log_run(lesson03.ARTIFACTS_RUN, dicts={lesson03.IMPORTANCES_FILE: {name: 1 / 7 for name in FEATURES}})
+    assert_incorrect(q2.result(), "All seven importances are 0.143", "forest_model.featureImportances")
+
+
+def test_q2_made_up_importances(rf_train):
+    log_run(lesson03.ARTIFACTS_RUN, dicts={lesson03.IMPORTANCES_FILE: IMPORTANCES})
+    assert_incorrect(q2.result(), "not the importances of the forest", "'rf-train'", "forest_model.featureImportances")
+
+
+def test_q2_importances_of_another_forest(rf_train, forest_importances):
+    log_run(lesson03.ARTIFACTS_RUN, dicts={lesson03.IMPORTANCES_FILE: forest_importances[3]})
+    assert_incorrect(q2.result(), "not the importances of the forest", "numTrees=10")
+
+
+def test_q2_importances_zipped_with_the_names_in_another_order(rf_train, forest_importances):
+    values = [forest_importances[10][name] for name in FEATURES]
+    log_run(lesson03.ARTIFACTS_RUN, dicts={lesson03.IMPORTANCES_FILE: dict(zip(sorted(FEATURES), values))})
+    assert_incorrect(q2.result(), "Right numbers, wrong names", "order of FEATURES")
