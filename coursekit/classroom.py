@@ -52,7 +52,8 @@ def start(experiment_name: str) -> Classroom:
     """Start local Spark, point MLflow at the course store, create the lesson's experiment.
 
     Missing Java or a missing dataset stops here with one line saying how to fix it.
-    Prints the versions, the tracking URI and how to open the MLflow UI.
+    Prints the versions, the tracking URI and the command that opens the MLflow UI. MLflow's usage
+    telemetry is off from here on (see :func:`coursekit.tracking.disable_telemetry`).
     """
     install_friendly_errors()
     settings = load_settings()
@@ -68,6 +69,7 @@ def start(experiment_name: str) -> Classroom:
         f"Spark {spark.version} ({engine}) · MLflow {mlflow.__version__} · Python {platform.python_version()}\n"
         f"Tracking URI: {tracking_uri}\n"
         f"Experiment:   {experiment_name}\n"
-        f"MLflow UI:    in a terminal run `{ui_command(settings)}`, then open http://127.0.0.1:5000"
+        f"MLflow UI:    paste this into a terminal, then open the link it prints for {experiment_name} "
+        f"(Ctrl+C stops it):\n              {ui_command(settings)}"
     )
     return Classroom(spark=spark, experiment_name=experiment_name, tracking_uri=tracking_uri, settings=settings)

@@ -1,25 +1,40 @@
-"""Start and stop the MLflow UI for the course store, on loopback and a free port."""
+"""Start and stop the MLflow UI for the course store, on loopback and a free port, with telemetry off.
+
+``python -m coursekit.ui`` does the same from a terminal (the command every setup cell prints).
+
+Which page an experiment opens on is decided by the UI, not by the store: MLflow 3.17's UI derives an
+experiment's kind from its GenAI / Model training toggle (the ``workflowType`` URL parameter, else the
+browser's localStorage ``mlflow.workflowType_v1``, default GenAI) and ignores the experiment's
+``mlflow.experimentKind`` tag. So every link the course shows carries ``workflowType=machine_learning``.
+"""
 
 from __future__ import annotations
 
+import argparse
 import atexit
+import dataclasses
 import logging
 import os
 import signal
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
+from types import FrameType
 
 from coursekit.errors import CourseSetupError
 from coursekit.ports import first_free
 from coursekit.settings import Settings, load_settings
+from coursekit.tracking import COURSE_NAME, COURSE_TAG, telemetry_off
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 5000
 HOST = "127.0.0.1"
+# The UI's query parameter for its GenAI / Model training toggle; "machine_learning" shows the runs table.
+RUNS_VIEW = "workflowType=machine_learning"
 
 
 class MlflowUI:
@@ -45,7 +60,7 @@ class MlflowUI:
 
     def experiment_url(self, experiment_id: str) -> str:
         """Link to an experiment's runs table in the "Model training" view of the UI."""
-        return f"{self.url}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+        return f"{self.url}/#/experiments/{experiment_id}/runs?{RUNS_VIEW}"
 
     @property
     def log_file(self) -> Path:
@@ -71,7 +86,8 @@ class MlflowUI:
         with self.log_file.open("ab") as sink:
             # Its own process group, so stop() reaches the web server and its background workers too.
             self._process = subprocess.Popen(
-                self.command(port), stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
+                self.command(port), stdout=sink, stderr=subprocess.STDOUT, start_new_session=True,
+                env=telemetry_off(),
             )
         self.port = port
         atexit.register(self.stop)
@@ -116,6 +132,75 @@ class MlflowUI:
         return f"MLflow UI: {self.url}" if self.running else "MLflow UI: stopped"
 
 
+def course_experiments(settings: Settings) -> dict[str, str]:
+    """Name → id of the active course experiments in the store, by name."""
+    from mlflow.tracking import MlflowClient
+
+    found = MlflowClient(tracking_uri=settings.tracking_uri).search_experiments(
+        filter_string=f"tags.{COURSE_TAG} = '{COURSE_NAME}'"
+    )
+    return {e.name: e.experiment_id for e in sorted(found, key=lambda e: e.name)}
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m coursekit.ui",
+        description="Serve the MLflow UI for the course store on 127.0.0.1 (telemetry off) until Ctrl+C.",
+    )
+    parser.add_argument("--backend-store-uri", help="tracking store (default: the course store)")
+    parser.add_argument("--default-artifact-root", help="file: URI of the artifact folder (default: the course's)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="first port to try (default: %(default)s)")
+    return parser.parse_args(argv)
+
+
+def _settings_from(args: argparse.Namespace) -> Settings:
+    settings = load_settings()
+    if args.backend_store_uri:
+        settings = dataclasses.replace(settings, tracking_uri=args.backend_store_uri)
+    if args.default_artifact_root:
+        path = urllib.request.url2pathname(urllib.parse.urlparse(args.default_artifact_root).path)
+        settings = dataclasses.replace(settings, artifact_root=Path(path))
+    return settings
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m coursekit.ui``: serve the UI, print its address and the course's runs tables, wait for Ctrl+C."""
+    args = _parse_args(argv)
+    settings = _settings_from(args)
+    ui = MlflowUI(settings=settings, port=args.port)
+    # Ctrl+C, `kill` or a closed terminal stop the server too (SIGINT explicitly: a shell may start us ignoring it).
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _interrupt)
+    try:
+        print(f"Starting the MLflow UI for {settings.tracking_uri} …", flush=True)  # noqa: T201 - CLI output
+        url = ui.start()
+        lines = [f"MLflow UI: {url}", "Runs of each lesson (the Model training view):"]
+        experiments = course_experiments(settings)
+        lines += [f"  {name}: {ui.experiment_url(eid)}" for name, eid in experiments.items()]
+        if not experiments:
+            lines.append("  (none yet: run a lesson's setup cell first)")
+        lines.append("Press Ctrl+C to stop it.")
+        print("\n".join(lines), flush=True)  # noqa: T201
+        while ui.running:
+            time.sleep(0.5)
+        print(f"The MLflow UI stopped by itself: see {ui.log_file}.", file=sys.stderr)  # noqa: T201
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    except CourseSetupError as error:
+        print(f"ERROR: {error}", file=sys.stderr)  # noqa: T201
+        return 1
+    finally:
+        was_running = ui.running
+        ui.stop()
+        if was_running:
+            print("MLflow UI stopped.", flush=True)  # noqa: T201
+
+
 def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
     try:
         os.killpg(process.pid, sig)
@@ -129,3 +214,7 @@ def _answers(url: str) -> bool:
             return bool(response.status == 200)
     except OSError:
         return False
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -23,6 +23,11 @@ args=(
   --LabApp.news_url=None
   --LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate
 )
+# JupyterLab's terminals inherit this PATH: `mlflow`, `python` and `jupyter` there are the course's own.
+export PATH="$VENV/bin:$PATH"
+# MLflow usage telemetry stays off for anything started from JupyterLab (kernels set it themselves).
+export MLFLOW_DISABLE_TELEMETRY="${MLFLOW_DISABLE_TELEMETRY:-true}"
+
 if [ "$(id -u)" = 0 ]; then
   args+=(--allow-root)  # containers and CI run as root
 fi

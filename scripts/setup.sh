@@ -50,6 +50,9 @@ cat > "$VENV/share/jupyter/lab/settings/overrides.json" <<'JSON'
 }
 JSON
 
-"$VENV/bin/python" -m ipykernel install --sys-prefix --name "$KERNEL_NAME" --display-name "$KERNEL_DISPLAY" >/dev/null
+# MLflow sends usage telemetry unless told not to; the course kernel tells it not to.
+# MLFLOW_DISABLE_TELEMETRY=false bash scripts/setup.sh installs a kernel that keeps it on (README "Configuration").
+"$VENV/bin/python" -m ipykernel install --sys-prefix --name "$KERNEL_NAME" --display-name "$KERNEL_DISPLAY" \
+  --env MLFLOW_DISABLE_TELEMETRY "${MLFLOW_DISABLE_TELEMETRY:-true}" >/dev/null
 mkdir -p "${COURSE_DATA_DIR:-$ROOT/.course-data}"
 say "Setup complete: kernel '$KERNEL_DISPLAY' in $VENV"
