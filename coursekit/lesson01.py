@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import math
 
-from mlflow.entities import LifecycleStage, Run, RunStatus
+from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
 from coursekit.checks import BLANK, CheckResult, Exercise, correct, incorrect, is_blank, not_attempted
 from coursekit.store import artifact_paths, find_latest_run, similar_keys, user_tags
-from coursekit.verdicts import DELETE_HOW, missing_run, scored_on_wrong_rows, unfinished_run
+from coursekit.verdicts import DELETE_HOW, missing_run, not_a_result, scored_on_wrong_rows, unfinished_run
 
 EXPERIMENT = "lesson-01-first-run"
 PARAMS_RUN = "ex1-params"
@@ -242,18 +242,11 @@ best_run_id = best.loc[0, "run_id"]
         experiment = client.get_experiment_by_name(EXPERIMENT)
         if experiment is None or run.info.experiment_id != experiment.experiment_id:
             return incorrect(f"That run belongs to another experiment: search only experiment_names=[{EXPERIMENT!r}].")
-        if run.info.lifecycle_stage == LifecycleStage.DELETED:
-            return incorrect(
-                f"Run '{run.info.run_name}' was deleted, so search_runs no longer finds it: run the search again "
-                "and take the run_id it returns now."
-            )
         if "AUC" not in run.data.metrics:
             return incorrect("That run has no AUC metric: order by metrics.AUC DESC so runs with an AUC come first.")
-        if run.info.status != RunStatus.to_string(RunStatus.FINISHED):
-            return incorrect(
-                f"Run '{run.info.run_name}' is {run.info.status}, not FINISHED: an unfinished run is not a result to "
-                f"compare. Pick the best FINISHED run, or {DELETE_HOW}."
-            )
+        retired = not_a_result(run)
+        if retired:
+            return retired
         auc = run.data.metrics["AUC"]
         rows = scored_on_wrong_rows(run)
         if rows:

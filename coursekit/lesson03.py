@@ -25,7 +25,7 @@ from mlflow.tracking import MlflowClient
 from coursekit.checks import BLANK, CheckResult, Exercise, close_to, correct, incorrect, is_blank, not_attempted
 from coursekit.data import FEATURES, LABEL, PIMA_SHA256
 from coursekit.store import artifact_paths, find_latest_run, similar_keys, user_tags
-from coursekit.verdicts import SEED, missing_run, rescore, unfinished_run
+from coursekit.verdicts import importances_problem, missing_run, unfinished_run
 
 EXPERIMENT = "lesson-03-log-model"
 TRAIN_RUN = "rf-train"
@@ -218,43 +218,11 @@ def _judge_importances(importances: Any) -> CheckResult:
         return incorrect("Each importance must be a number between 0 and 1: take them from forest_model.featureImportances.")
     if not close_to(sum(values), 1.0, 1e-4):
         return incorrect(f"The importances add up to {sum(values):.3f}, not 1: take all seven from forest_model.featureImportances.")
-    mismatch = _not_the_forests(importances)
+    mismatch = importances_problem(importances, find_latest_run(EXPERIMENT, TRAIN_RUN))
     if mismatch:
         return mismatch
     top = max(importances, key=importances.get)
     return correct(f"The forest leans most on {top!r} ({importances[top]:.2f}); the file opens as formatted JSON in the UI.")
-
-
-def _not_the_forests(importances: dict[str, float]) -> CheckResult | None:
-    """An "incorrect" when the importances are not those of the forest the ``rf-train`` run logged, else None.
-
-    The forest is re-trained from that run's params on the course's split (one small fit, only
-    with the lesson's Spark session running and the default seed); without it nothing is compared.
-    """
-    run = find_latest_run(EXPERIMENT, TRAIN_RUN)
-    params = run.data.params if run else {}
-    try:
-        num_trees, max_depth, seed = int(params["numTrees"]), int(params["maxDepth"]), int(params.get("seed", SEED))
-    except (KeyError, ValueError):
-        return None
-    scores = rescore(num_trees, max_depth) if seed == SEED else None
-    if scores is None or not scores.importances:
-        return None
-    expected = dict(zip(FEATURES, scores.importances))
-    if all(close_to(float(importances[name]), expected[name], 1e-9) for name in FEATURES):
-        return None
-    values = sorted(float(v) for v in importances.values())
-    if all(close_to(a, b, 1e-9) for a, b in zip(values, sorted(expected.values()))):
-        return incorrect("Right numbers, wrong names: featureImportances follows the order of FEATURES, so zip it with FEATURES as it is.")
-    if close_to(values[0], values[-1], 1e-9):
-        return incorrect(
-            f"All seven importances are {values[0]:.3f}: typed-in numbers, not what the forest learned. "
-            "Take them from forest_model.featureImportances."
-        )
-    return incorrect(
-        f"These are not the importances of the forest trained in run '{TRAIN_RUN}' (numTrees={num_trees}, "
-        f"maxDepth={max_depth}): take them from forest_model.featureImportances, not from another forest or by hand."
-    )
 
 
 class RecordProvenance(Exercise):

@@ -20,7 +20,7 @@ from mlflow.tracking import MlflowClient
 
 from coursekit.checks import CheckResult, Exercise, correct, incorrect, is_blank, not_attempted
 from coursekit.store import best_run_by_metric, similar_keys
-from coursekit.verdicts import same_param
+from coursekit.verdicts import not_a_result, same_param
 
 EXPERIMENT = "lesson-06-registry"
 MODEL_NAME = "pima-diabetes-rf"
@@ -141,6 +141,9 @@ best_version = mlflow.register_model(f"runs:/{best_run_id}/rf_model", MODEL_NAME
         experiment = client.get_experiment_by_name(EXPERIMENT)
         if experiment is None or run.info.experiment_id != experiment.experiment_id:
             return incorrect(f"Version {version.version} comes from a run in another experiment: pick the best run of {EXPERIMENT!r}.")
+        retired = not_a_result(run)
+        if retired:
+            return retired
         if not str(version.source).rstrip("/").endswith(MODEL_PATH):
             return incorrect(f"Version {version.version} was registered from {version.source!r}; register the run's {MODEL_PATH!r} model.")
         best = best_run_by_metric(EXPERIMENT, "AUC", client)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -116,6 +117,51 @@ def scored_on_wrong_rows(run: Run) -> str | None:
     if close_to(auc, scores.all_rows, RESCORE_TOLERANCE):
         return "all rows, the training rows included"
     return None
+
+
+def not_a_result(run: Run) -> CheckResult | None:
+    """An "incorrect" for a run picked as the best that was deleted or did not finish, else None."""
+    name = run.info.run_name
+    if run.info.lifecycle_stage == "deleted":
+        return incorrect(f"Run '{name}' was deleted, so search_runs no longer finds it: search again and take what it finds now.")
+    if run.info.status != RunStatus.to_string(RunStatus.FINISHED):
+        return incorrect(
+            f"Run '{name}' is {run.info.status}, not FINISHED: an unfinished run is not a result to compare. Add "
+            f"attributes.status = 'FINISHED' to your filter_string, or {DELETE_HOW}."
+        )
+    return None
+
+
+def importances_problem(importances: Mapping[str, float], run: Run | None) -> CheckResult | None:
+    """An "incorrect" when ``importances`` are not those of the forest ``run`` trained (re-trained from its params), else None.
+
+    Nothing is compared without the lesson's Spark session, the run's params, or with another seed.
+    """
+    from coursekit.data import FEATURES
+
+    params = run.data.params if run else {}
+    try:
+        num_trees, max_depth, seed = int(params["numTrees"]), int(params["maxDepth"]), int(params.get("seed", SEED))
+    except (KeyError, ValueError):
+        return None
+    scores = rescore(num_trees, max_depth) if seed == SEED else None
+    if run is None or scores is None or not scores.importances:
+        return None
+    expected = dict(zip(FEATURES, scores.importances))
+    if all(close_to(float(importances[name]), expected[name], 1e-9) for name in FEATURES):
+        return None
+    values = sorted(float(v) for v in importances.values())
+    if all(close_to(a, b, 1e-9) for a, b in zip(values, sorted(expected.values()))):
+        return incorrect("Right numbers, wrong names: featureImportances follows the order of FEATURES, so zip it with FEATURES as it is.")
+    if close_to(values[0], values[-1], 1e-9):
+        return incorrect(
+            f"All seven importances are {values[0]:.3f}: typed-in numbers, not what the forest learned. "
+            "Take them from forest_model.featureImportances."
+        )
+    return incorrect(
+        f"These are not the importances of the forest trained in run '{run.info.run_name}' (numTrees={num_trees}, "
+        f"maxDepth={max_depth}): take them from forest_model.featureImportances, not from another forest or by hand."
+    )
 
 
 def missing_run(experiment: str, run_name: str) -> CheckResult:

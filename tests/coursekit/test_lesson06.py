@@ -412,3 +412,22 @@ def test_q5_a_retyped_wrong_value(promoted):
 
 def test_q5_no_champion(two_versions):
     assert_incorrect(q5.result(dict(BEST)), "No version has the alias 'champion'")
+
+
+# --- issue 9: the "best run" of the reference search is one the check must not accept ------------
+
+
+@pytest.mark.parametrize("status", ["FAILED", "KILLED", "RUNNING"])
+def test_q1_the_best_run_did_not_finish(two_versions, client, status):
+    unfinished = log_candidate(0.86, MIDDLE)
+    client.set_terminated(unfinished, status)
+    best = mlflow.search_runs(experiment_names=[EXPERIMENT], order_by=["metrics.AUC DESC"], max_results=1)
+    assert best.loc[0, "run_id"] == unfinished
+    assert_incorrect(q1.result(register(unfinished)), status, "not FINISHED", "attributes.status", "mlflow.delete_run")
+
+
+def test_q1_the_best_run_was_deleted(two_versions):
+    gone = log_candidate(0.86, MIDDLE)
+    version = register(gone)
+    mlflow.delete_run(gone)
+    assert_incorrect(q1.result(version), "was deleted", "search again")

@@ -75,3 +75,13 @@ def test_wrong_rows_never_starts_spark(mlflow_store, monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(SparkSession, "getActiveSession", classmethod(lambda cls: None))
     monkeypatch.setattr(verdicts, "_rescore", lambda *args: pytest.fail("re-scored without a Spark session"))
     assert scored_on_wrong_rows(_run_with({"numTrees": 20, "maxDepth": 5}, 0.95)) is None
+
+
+def test_not_a_result_names_deleted_and_unfinished_runs(mlflow_store) -> None:
+    assert verdicts.not_a_result(_run_with_status("FINISHED")) is None
+    failed = _run_with_status("FAILED")
+    result = verdicts.not_a_result(failed)
+    assert result is not None and "FAILED, not FINISHED" in result.message and "mlflow.delete_run" in result.message
+    mlflow.delete_run(failed.info.run_id)
+    result = verdicts.not_a_result(MlflowClient().get_run(failed.info.run_id))
+    assert result is not None and "was deleted" in result.message
