@@ -20,7 +20,7 @@ from mlflow.tracking import MlflowClient
 
 from coursekit.checks import CheckResult, Exercise, close_to, correct, incorrect, is_blank, not_attempted
 from coursekit.store import artifact_paths, find_latest_run, similar_keys
-from coursekit.verdicts import missing_run, unfinished_run
+from coursekit.verdicts import missing_run, scored_on_wrong_rows, unfinished_run
 
 EXPERIMENT = "lesson-02-log-metrics"
 METRICS_RUN = "ex1-metrics"
@@ -138,6 +138,12 @@ with mlflow.start_run(run_name="ex1-metrics"):
             return incorrect("The six metrics have different timestamps, so several calls logged them: use one mlflow.log_metrics call.")
         if metrics["val_auc"] < 0.5:
             return incorrect(f"val_auc is {metrics['val_auc']:.3f}, worse than a coin toss: score the `predictions` of the val rows.")
+        rows = scored_on_wrong_rows(run, "val_auc")
+        if rows:
+            return incorrect(
+                f"val_auc ({metrics['val_auc']:.3f}) was computed on {rows}, which the forest has seen: evaluate "
+                "`predictions`, which is model.transform(val)."
+            )
         return correct(
             f"val_auc = {metrics['val_auc']:.3f} looks good, yet val_recall = {recall:.3f}: the forest misses "
             f"{1 - recall:.0%} of the diabetic patients. One number never tells the whole story."
@@ -193,6 +199,11 @@ with mlflow.start_run(run_name="ex2-steps") as steps_run:
         train, val = values["train_auc"], values["val_auc"]
         if all(train[s] < val[s] for s in train):
             return incorrect("train_auc is below val_auc at every step, yet a forest scores its own rows best: swapped train and val?")
+        if all(close_to(train[s], val[s], 1e-12) for s in train):
+            return incorrect(
+                "train_auc equals val_auc at every step, so both scored the same rows: train_auc scores "
+                "forest_model.transform(train), val_auc forest_model.transform(val)."
+            )
         first, last = steps["val_auc"][0], steps["val_auc"][-1]
         return correct(
             f"val_auc goes from {val[first]:.3f} with {_trees(first)} to {val[last]:.3f} with {_trees(last)}, "

@@ -94,15 +94,15 @@ def _rescore(spark: SparkSession, num_trees: int, max_depth: int) -> Rescored:
     )
 
 
-def scored_on_wrong_rows(run: Run) -> str | None:
-    """Which rows a run's AUC was computed on, when they are not the held-out test rows; else None.
+def scored_on_wrong_rows(run: Run, metric: str = "AUC") -> str | None:
+    """Which rows a run's AUC (``metric``) was computed on, when they are not the held-out rows; else None.
 
     Re-trains the course's pipeline with the run's logged numTrees and maxDepth (and the course's
     seed and split) and compares the logged AUC with that model's AUC on test, train and all rows.
     None when the AUC matches the test rows, matches nothing (other seed, other data), or cannot be
     re-scored (no Spark session, params missing).
     """
-    auc = run.data.metrics.get("AUC")
+    auc = run.data.metrics.get(metric)
     try:
         num_trees, max_depth = int(run.data.params["numTrees"]), int(run.data.params["maxDepth"])
     except (KeyError, ValueError):

@@ -2,7 +2,8 @@
 
 Each section covers: the reference answer, nothing run yet, the untouched starter
 code, and the typical mistakes, whose message must name the specific problem.
-Spark is not started: runs, metric histories and figures are written with the
+Spark is started only by the last section (metrics scored on the training rows, shared session of
+``spark_fixtures``); elsewhere runs, metric histories and figures are written with the
 MLflow API directly (tiny matplotlib figures on the Agg backend).
 """
 
@@ -23,6 +24,7 @@ from mlflow.tracking import MlflowClient  # noqa: E402
 
 from coursekit import BLANK, Outcome, lesson02, tracking  # noqa: E402
 from coursekit.lesson02 import EXPERIMENT, q1, q2, q3, q4, q5  # noqa: E402
+from spark_fixtures import course_spark  # noqa: E402, F401 - a fixture
 
 SOLUTION = Path(__file__).resolve().parents[2] / "solutions" / "02_log_metrics.ipynb"
 TREE_COUNTS = [1, 5, 20, 40]
@@ -438,3 +440,59 @@ def test_nan_is_stored_sorts_last_both_ways_and_no_filter_finds_it():
         assert list(found["tags.mlflow.runName"]) == expected
     found = mlflow.search_runs(experiment_names=[EXPERIMENT], filter_string=f"{only} and metrics.val_auc > 0")
     assert sorted(found["tags.mlflow.runName"]) == ["a", "c"]
+
+
+# --- issue 9: metrics scored on the rows the forest was trained on ---------------------------------
+
+
+@pytest.mark.parametrize(
+    "history",
+    [steps_history(train=VAL_AUC), steps_history(val=TRAIN_AUC)],
+    ids=["both-on-val", "both-on-train"],
+)
+def test_q2_both_metrics_scored_on_the_same_rows(history):
+    log_run(lesson02.STEPS_RUN, history=history)
+    assert_incorrect(q2.result(TREE_COUNTS), "equals val_auc at every step", "transform(train)", "transform(val)")
+
+
+FOREST = {"numTrees": 10, "maxDepth": 5}
+
+
+@pytest.fixture(scope="module")
+def six_metrics(course_spark):
+    """Exercise 1's six metrics of the lesson's forest (FOREST), computed as the solution does, on val and on train."""
+    from pyspark.ml import Pipeline
+    from pyspark.ml.classification import RandomForestClassifier
+    from pyspark.ml.evaluation import BinaryClassificationEvaluator, MulticlassClassificationEvaluator
+    from pyspark.ml.feature import VectorAssembler
+
+    from coursekit.data import FEATURES, LABEL, load_pima
+
+    train, val = load_pima(course_spark.spark).randomSplit([0.7, 0.3], seed=42)
+    forest = RandomForestClassifier(labelCol=LABEL, seed=42, **FOREST)
+    model = Pipeline(stages=[VectorAssembler(inputCols=FEATURES, outputCol="features"), forest]).fit(train)
+    binary, multi = BinaryClassificationEvaluator(labelCol=LABEL), MulticlassClassificationEvaluator(labelCol=LABEL)
+    positive = {multi.metricLabel: 1.0}
+
+    def metrics(rows):
+        predictions = model.transform(rows)
+        return {
+            "val_auc": binary.evaluate(predictions, {binary.metricName: "areaUnderROC"}),
+            "val_pr_auc": binary.evaluate(predictions, {binary.metricName: "areaUnderPR"}),
+            "val_accuracy": multi.evaluate(predictions, {multi.metricName: "accuracy"}),
+            "val_f1": multi.evaluate(predictions, {multi.metricName: "fMeasureByLabel", **positive}),
+            "val_precision": multi.evaluate(predictions, {multi.metricName: "precisionByLabel", **positive}),
+            "val_recall": multi.evaluate(predictions, {multi.metricName: "recallByLabel", **positive}),
+        }
+
+    return {"val": metrics(val), "train": metrics(train)}
+
+
+def test_q1_metrics_of_the_val_rows_are_correct(six_metrics):
+    log_run(lesson02.METRICS_RUN, params=FOREST, metrics=six_metrics["val"])
+    assert q1.result().outcome is Outcome.CORRECT
+
+
+def test_q1_metrics_of_the_training_rows(six_metrics):
+    log_run(lesson02.METRICS_RUN, params=FOREST, metrics=six_metrics["train"])
+    assert_incorrect(q1.result(), f"val_auc ({six_metrics['train']['val_auc']:.3f})", "training rows", "model.transform(val)")
