@@ -13,7 +13,9 @@ from mlflow.tracking import MlflowClient
 
 from coursekit.checks import BLANK, CheckResult, Exercise, correct, incorrect, is_blank, not_attempted
 from coursekit.store import artifact_paths, find_latest_run, similar_keys, user_tags
-from coursekit.verdicts import DELETE_HOW, missing_run, not_a_result, scored_on_wrong_rows, unfinished_run
+from coursekit.verdicts import (
+    DELETE_HOW, HELD_OUT, NO_MATCH, missing_run, not_a_result, rows_scored, unfinished_run,
+)
 
 EXPERIMENT = "lesson-01-first-run"
 PARAMS_RUN = "ex1-params"
@@ -26,6 +28,20 @@ AUC_ALIASES = {"auc", "areaunderroc", "rocauc", "aucroc", "valauc", "testauc"}
 # The name learners type when they quote the variable instead of using it: {"user": "LEARNER"}.
 LEARNER_VARIABLE = "LEARNER"
 MODEL_PARAMS = ("model_type", "numTrees", "maxDepth")
+
+
+def _auc_problem(run: Run, then: str) -> CheckResult | None:
+    """An "incorrect" when the run's AUC is not its model's AUC on the test rows (re-scored from its params), else None."""
+    rows, params = rows_scored(run), run.data.params
+    if rows == NO_MATCH and "seed" in params:  # the starter logs the seed: the model is fully described
+        return incorrect(
+            f"AUC {run.data.metrics['AUC']:.3f} is not what the pipeline with these params (numTrees={params['numTrees']}, "
+            f"maxDepth={params['maxDepth']}, seed={params['seed']}) scores on the test rows: log the number "
+            "evaluator.evaluate(model.transform(test)) returns, not a typed-in one or another model's."
+        )
+    if rows in (None, HELD_OUT, NO_MATCH):
+        return None
+    return incorrect(f"{_leak_message(run, rows)} {then}")
 
 
 def _leak_message(run: Run, rows: str) -> str:
@@ -160,7 +176,7 @@ class LogAuc(Exercise):
     )
     solution_code = """
 with mlflow.start_run(run_name="ex3-auc"):
-    mlflow.log_params({"model_type": "RandomForest", "numTrees": NUM_TREES, "maxDepth": MAX_DEPTH})
+    mlflow.log_params({"model_type": "RandomForest", "numTrees": NUM_TREES, "maxDepth": MAX_DEPTH, "seed": SEED})
     model = pipeline.fit(train)
     auc = evaluator.evaluate(model.transform(test))
     mlflow.log_metric("AUC", auc)
@@ -200,12 +216,10 @@ with mlflow.start_run(run_name="ex3-auc"):
                 return incorrect(
                     f"AUC is logged, but param {name!r} is missing: without it you cannot tell later which settings gave this AUC."
                 )
-        rows = scored_on_wrong_rows(run)
-        if rows:
-            return incorrect(
-                f"{_leak_message(run, rows)} Then run the cell again, and delete this run (the cell under "
-                "'Retries leave runs behind' does it), or it stays first in every sort by AUC."
-            )
+        problem = _auc_problem(run, "Then run the cell again, and delete this run (the cell under 'Retries leave runs "
+                               "behind' does it), or it stays first in every sort by AUC.")
+        if problem:
+            return problem
         return correct(f"AUC = {auc:.3f} is now searchable: metrics.AUC > {math.floor(auc * 20) / 20:.2f} finds this run.")
 
 
@@ -248,11 +262,11 @@ best_run_id = best.loc[0, "run_id"]
         if retired:
             return retired
         auc = run.data.metrics["AUC"]
-        rows = scored_on_wrong_rows(run)
-        if rows:
+        why = rejected_auc(run)
+        if why:
             return incorrect(
-                f"You picked '{run.info.run_name}' (AUC {auc:.3f}), but its AUC was computed on {rows}, not on "
-                f"the held-out test rows: {DELETE_HOW}, then search again."
+                f"You picked '{run.info.run_name}' (AUC {auc:.3f}), but its AUC {why}, so exercise 3 rejects it: "
+                f"{DELETE_HOW}, then search again."
             )
         top, rejected = best_scored_run(client, experiment.experiment_id)
         if top is None:
@@ -265,16 +279,13 @@ best_run_id = best.loc[0, "run_id"]
             )
         note = ""
         if rejected:
-            leak, rows = rejected[0]
-            note = (
-                f" Run '{leak.info.run_name}' shows a higher AUC ({leak.data.metrics['AUC']:.3f}), but it was scored on "
-                f"{rows}: {DELETE_HOW}."
-            )
+            leak, why = rejected[0]
+            note = f" Run '{leak.info.run_name}' shows a higher AUC ({leak.data.metrics['AUC']:.3f}), but its AUC {why}: {DELETE_HOW}."
         return correct(f"The best run so far has AUC {top_auc:.3f}.{note}")
 
 
 def best_scored_run(client: MlflowClient, experiment_id: str, limit: int = 20) -> tuple[Run | None, list[tuple[Run, str]]]:
-    """The FINISHED run with the highest AUC that was scored on the test rows, and the runs above it that were not.
+    """The FINISHED run with the highest AUC that exercise 3 accepts, and the runs above it with why each is rejected.
 
     Each run above the answer is re-scored (one cached fit per distinct numTrees/maxDepth); only the
     ``limit`` best runs are looked at.
@@ -287,11 +298,21 @@ def best_scored_run(client: MlflowClient, experiment_id: str, limit: int = 20) -
     )
     rejected: list[tuple[Run, str]] = []
     for run in runs:
-        rows = scored_on_wrong_rows(run)
-        if rows is None:
+        why = rejected_auc(run)
+        if why is None:
             return run, rejected
-        rejected.append((run, rows))
+        rejected.append((run, why))
     return None, rejected
+
+
+def rejected_auc(run: Run) -> str | None:
+    """Why exercise 3 would reject the run's AUC ("was computed on the training rows, …"), or None."""
+    rows = rows_scored(run)
+    if rows == NO_MATCH and "seed" in run.data.params:
+        return "is not what its own params give on the test rows (a typed-in number, or another model's)"
+    if rows in (None, HELD_OUT, NO_MATCH):
+        return None
+    return f"was computed on {rows}, not on the held-out test rows"
 
 
 class LogModel(Exercise):
@@ -306,7 +327,7 @@ class LogModel(Exercise):
     )
     solution_code = """
 with mlflow.start_run(run_name="ex5-model"):
-    mlflow.log_params({"model_type": "RandomForest", "numTrees": NUM_TREES, "maxDepth": MAX_DEPTH})
+    mlflow.log_params({"model_type": "RandomForest", "numTrees": NUM_TREES, "maxDepth": MAX_DEPTH, "seed": SEED})
     mlflow.log_metric("AUC", evaluator.evaluate(model.transform(test)))
     mlflow.spark.log_model(model, "rf_model", pip_requirements=PIP_REQUIREMENTS)
 """
@@ -343,9 +364,9 @@ with mlflow.start_run(run_name="ex5-model"):
                     f"The model is logged, but param {name!r} is missing: keep the mlflow.log_params line, so anyone can "
                     "see (and re-train) the settings that built this model."
                 )
-        rows = scored_on_wrong_rows(run)
-        if rows:
-            return incorrect(f"{_leak_message(run, rows)} Log that AUC next to the model and run the cell again.")
+        problem = _auc_problem(run, "Log that AUC next to the model and run the cell again.")
+        if problem:
+            return problem
         return correct("The model, its settings, its MLmodel file and its requirements are stored with the run.")
 
 

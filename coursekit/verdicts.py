@@ -94,29 +94,42 @@ def _rescore(spark: SparkSession, num_trees: int, max_depth: int) -> Rescored:
     )
 
 
-def scored_on_wrong_rows(run: Run, metric: str = "AUC") -> str | None:
-    """Which rows a run's AUC (``metric``) was computed on, when they are not the held-out rows; else None.
+# What rows_scored answers besides the rows' names.
+HELD_OUT = "the held-out rows"
+NO_MATCH = "none of the course's rows"
+
+
+def rows_scored(run: Run, metric: str = "AUC") -> str | None:
+    """Which rows a run's AUC (``metric``) was computed on: HELD_OUT, the training rows, all rows, or NO_MATCH.
 
     Re-trains the course's pipeline with the run's logged numTrees and maxDepth (and the course's
-    seed and split) and compares the logged AUC with that model's AUC on test, train and all rows.
-    None when the AUC matches the test rows, matches nothing (other seed, other data), or cannot be
-    re-scored (no Spark session, params missing).
+    seed and split) and compares the logged value with that model's AUC on test, train and all rows.
+    None when it cannot tell: no Spark session, params missing, another seed logged, no finite value.
     """
     auc = run.data.metrics.get(metric)
+    params = run.data.params
     try:
-        num_trees, max_depth = int(run.data.params["numTrees"]), int(run.data.params["maxDepth"])
+        num_trees, max_depth, seed = int(params["numTrees"]), int(params["maxDepth"]), int(params.get("seed", SEED))
     except (KeyError, ValueError):
         return None
-    if auc is None or not math.isfinite(auc):
+    if auc is None or not math.isfinite(auc) or seed != SEED:
         return None
     scores = rescore(num_trees, max_depth)
-    if scores is None or close_to(auc, scores.test, RESCORE_TOLERANCE):
+    if scores is None:
         return None
+    if close_to(auc, scores.test, RESCORE_TOLERANCE):
+        return HELD_OUT
     if close_to(auc, scores.train, RESCORE_TOLERANCE):
         return "the training rows"
     if close_to(auc, scores.all_rows, RESCORE_TOLERANCE):
         return "all rows, the training rows included"
-    return None
+    return NO_MATCH
+
+
+def scored_on_wrong_rows(run: Run, metric: str = "AUC") -> str | None:
+    """The rows a run's AUC was computed on when they include training rows (see :func:`rows_scored`), else None."""
+    rows = rows_scored(run, metric)
+    return None if rows in (None, HELD_OUT, NO_MATCH) else rows
 
 
 def not_a_result(run: Run) -> CheckResult | None:

@@ -429,3 +429,24 @@ def test_q5_rejects_the_auc_of_the_training_rows(lesson_aucs):
     assert_incorrect(q5.result(), "training rows", "model.transform(test)")
     log_run(lesson01.MODEL_RUN, params=LEAK_PARAMS, metrics={"AUC": lesson_aucs["test"]}, artifacts=SPARK_MODEL)
     assert q5.result().outcome is Outcome.CORRECT
+
+
+def test_q3_rejects_a_typed_in_auc_when_the_model_is_fully_described(lesson_aucs):
+    typed_in = round(lesson_aucs["test"] + 0.05, 2)
+    log_run(lesson01.METRIC_RUN, params={**LEAK_PARAMS, "seed": 42}, metrics={"AUC": typed_in})
+    assert_incorrect(q3.result(), f"AUC {typed_in:.3f}", "seed=42", "typed-in", "model.transform(test)")
+    # Another seed (the lesson's SEED parameter changed) cannot be re-scored here: nothing to hold against it.
+    log_run(lesson01.METRIC_RUN, params={**LEAK_PARAMS, "seed": 7}, metrics={"AUC": typed_in})
+    assert q3.result().outcome is Outcome.CORRECT
+
+
+def test_q4_names_a_typed_in_top_run(lesson_aucs):
+    honest = log_run("small-forest", params=LEAK_PARAMS, metrics={"AUC": lesson_aucs["test"]})
+    typed_in = log_run(lesson01.METRIC_RUN, params={**LEAK_PARAMS, "seed": 42}, metrics={"AUC": 0.99})
+    assert_incorrect(q4.result(typed_in), "'ex3-auc'", "0.990", "typed-in", "exercise 3 rejects it", "mlflow.delete_run")
+    assert q4.result(honest).outcome is Outcome.CORRECT
+
+
+def test_q5_rejects_a_typed_in_auc(lesson_aucs):
+    log_run(lesson01.MODEL_RUN, params={**LEAK_PARAMS, "seed": 42}, metrics={"AUC": 0.9}, artifacts=SPARK_MODEL)
+    assert_incorrect(q5.result(), "AUC 0.900", "typed-in")
