@@ -25,7 +25,7 @@ from mlflow.tracking import MlflowClient
 from coursekit.checks import BLANK, CheckResult, Exercise, close_to, correct, incorrect, is_blank, not_attempted
 from coursekit.data import FEATURES, LABEL, PIMA_SHA256
 from coursekit.store import artifact_paths, find_latest_run, similar_keys, user_tags
-from coursekit.verdicts import importances_problem, missing_run, unfinished_run
+from coursekit.verdicts import fitted_in_memory, importances_problem, missing_run, unfinished_run
 
 EXPERIMENT = "lesson-03-log-model"
 TRAIN_RUN = "rf-train"
@@ -338,6 +338,9 @@ same_predictions = before == after
             return incorrect("reloaded is the generic pyfunc wrapper, which has no .transform: use mlflow.spark.load_model.")
         if kind != "PipelineModel":
             return incorrect(f"reloaded is a {kind}; mlflow.spark.load_model returns a PipelineModel.")
+        if fitted_in_memory(reloaded):
+            return incorrect("reloaded is the model trained in this notebook, not a copy read back from the store: "
+                             "load it with mlflow.spark.load_model(model_info.model_uri).")
         if is_blank(same_predictions):
             return not_attempted("same_predictions is still blank: compare the two prediction lists.")
         if isinstance(same_predictions, (bool, np.bool_)):

@@ -132,6 +132,20 @@ def scored_on_wrong_rows(run: Run, metric: str = "AUC") -> str | None:
     return None if rows in (None, HELD_OUT, NO_MATCH) else rows
 
 
+def fitted_in_memory(model: object) -> bool:
+    """Whether a Spark ``PipelineModel`` was fitted in this session rather than read back from a store.
+
+    A freshly fitted forest carries its training summary; ``PipelineModel.load`` (and so
+    ``mlflow.spark.load_model``) gives one without. False when it cannot tell.
+    """
+    try:
+        stages = list(getattr(model, "stages", None) or [])
+        return bool(stages and getattr(stages[-1], "hasSummary", False))
+    except Exception:  # noqa: BLE001 - no JVM, Spark Connect: not telling is not an error
+        log.debug("could not tell whether the model was fitted here", exc_info=True)
+        return False
+
+
 def not_a_result(run: Run) -> CheckResult | None:
     """An "incorrect" for a run picked as the best that was deleted or did not finish, else None."""
     name = run.info.run_name

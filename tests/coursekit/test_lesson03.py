@@ -504,3 +504,20 @@ def test_q2_importances_zipped_with_the_names_in_another_order(rf_train, forest_
     values = [forest_importances[10][name] for name in FEATURES]
     log_run(lesson03.ARTIFACTS_RUN, dicts={lesson03.IMPORTANCES_FILE: dict(zip(sorted(FEATURES), values))})
     assert_incorrect(q2.result(), "Right numbers, wrong names", "order of FEATURES")
+
+
+def test_q4_the_model_in_memory_is_not_a_reloaded_one(course_spark, tmp_path):
+    from pyspark.ml.classification import RandomForestClassifier
+    from pyspark.ml.feature import VectorAssembler
+
+    from coursekit.data import load_pima
+
+    train, test = load_pima(course_spark.spark).randomSplit([0.7, 0.3], seed=42)
+    forest = RandomForestClassifier(labelCol=LABEL, numTrees=3, maxDepth=3, seed=42)
+    model = Pipeline(stages=[VectorAssembler(inputCols=FEATURES, outputCol="features"), forest]).fit(train)
+    # The shortcut: "reloaded = model" compares the model with itself.
+    assert_incorrect(q4.result(model, True), "trained in this notebook", "mlflow.spark.load_model")
+    # What mlflow.spark.load_model does underneath: PipelineModel.load of the saved folder.
+    model.save(str(tmp_path / "sparkml"))
+    reloaded = PipelineModel.load(str(tmp_path / "sparkml"))
+    assert q4.result(reloaded, True).outcome is Outcome.CORRECT
