@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import select
 import shutil
 import signal
 import socket
@@ -291,19 +290,38 @@ def test_fresh_profile_without_the_toggle_mlflow_opens_the_genai_overview(ui: Ml
 # --- (b) the printed command, in a plain shell ------------------------------------------------------------
 
 
-def read_until(process: subprocess.Popen[str], pattern: str, seconds: float) -> tuple[re.Match[str] | None, str]:
-    """Read the process's output until a line matches ``pattern``; return the match and everything read."""
-    assert process.stdout is not None
-    seen = ""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and process.poll() is None:
-        ready, _, _ = select.select([process.stdout], [], [], 0.5)
-        if ready:
-            line = process.stdout.readline()
-            seen += line
-            if match := re.search(pattern, line):
-                return match, seen
-    return None, seen
+class Output:
+    """Collects a process's output lines in a thread (a pipe read with select() misses buffered lines)."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.lines: list[str] = []
+        self._thread = threading.Thread(target=self._pump, args=(process,), daemon=True)
+        self._thread.start()
+
+    def _pump(self, process: subprocess.Popen[str]) -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    @property
+    def text(self) -> str:
+        """Everything printed so far."""
+        return "\n".join(self.lines)
+
+    def wait_for(self, pattern: str, seconds: float) -> re.Match[str] | None:
+        """The first line matching ``pattern``, waiting up to ``seconds`` for it."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            for line in list(self.lines):
+                if match := re.search(pattern, line):
+                    return match
+            time.sleep(0.2)
+        return None
+
+    def finish(self) -> str:
+        """All output once the process has closed its end."""
+        self._thread.join(timeout=10)
+        return self.text
 
 
 @pytest.fixture
@@ -333,19 +351,18 @@ def test_the_printed_command_serves_the_ui_from_a_plain_shell(
         ["bash", "-c", command], cwd=cwd, env=plain_env(HTTPS_PROXY=recorder.url, https_proxy=recorder.url),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )
+    output = Output(process)
     tree: list[psutil.Process] = []
     try:
-        match, output = read_until(process, r"^MLflow UI: (http://127\.0\.0\.1:(\d+))$", 120)
-        assert match, f"no address printed:\n{output}"
+        match = output.wait_for(r"^MLflow UI: (http://127\.0\.0\.1:(\d+))$", 120)
+        assert match, f"no address printed:\n{output.text}"
         url, port = match.group(1), int(match.group(2))
         assert port > 5000, "5000 is busy: the next free port is used"
         assert answers(f"{url}/health")
-        more, rest = read_until(process, r"Press Ctrl\+C", 30)
-        output += rest
-        assert more, output
+        assert output.wait_for(r"Press Ctrl\+C to stop it", 30), output.text
         ids = experiment_ids(settings)
         for lesson, experiment_id in ids.items():
-            assert f"{lesson}: {url}/#/experiments/{experiment_id}/runs?workflowType=machine_learning" in output
+            assert f"  {lesson}: {url}/#/experiments/{experiment_id}/runs?workflowType=machine_learning" in output.lines
 
         # Telemetry: the UI's config says disabled, records are refused, and nothing tried to leave the machine.
         assert http(f"{url}/ajax-api/3.0/mlflow/ui-telemetry")["disable_ui_telemetry"] is True
@@ -360,8 +377,7 @@ def test_the_printed_command_serves_the_ui_from_a_plain_shell(
 
         os.killpg(process.pid, signal.SIGINT)  # Ctrl+C in the terminal
         assert process.wait(timeout=30) == 0
-        assert process.stdout is not None
-        assert "MLflow UI stopped." in process.stdout.read()
+        assert output.finish().endswith("MLflow UI stopped."), output.text
         assert not answers(f"{url}/health")
         gone, alive = psutil.wait_procs(tree, timeout=10)
         assert alive == [], f"left running: {[p.cmdline() for p in alive]}"
@@ -372,6 +388,9 @@ def test_the_printed_command_serves_the_ui_from_a_plain_shell(
         for leftover in tree:
             if leftover.is_running():
                 leftover.kill()
+        output.finish()
+        assert process.stdout is not None
+        process.stdout.close()
 
 
 def test_scripts_lab_sh_gives_jupyterlab_terminals_the_course_path(tmp_path: Path) -> None:

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import shlex
+import sys
+from pathlib import Path
+
 import mlflow
+import mlflow.telemetry
 from mlflow.tracking import MlflowClient
 
 from coursekit import tracking
@@ -69,8 +75,55 @@ def test_ensure_experiment_fixes_a_wrong_kind_tag(mlflow_store):
     assert client.get_experiment(made_by_hand).tags[EXPERIMENT_KIND_TAG] == EXPERIMENT_KIND
 
 
-def test_ui_command_uses_the_course_store(mlflow_store):
-    command = tracking.ui_command()
-    assert command.startswith(f"mlflow ui --backend-store-uri sqlite:///{mlflow_store}/mlflow.db ")
-    assert f"--default-artifact-root {(mlflow_store / 'artifacts').as_uri()}" in command
-    assert command.endswith("--host 127.0.0.1 --port 5000")
+def test_ui_command_runs_the_course_interpreter_on_the_course_store(mlflow_store):
+    command = shlex.split(tracking.ui_command())
+    assert command[:3] == [sys.executable, "-m", "coursekit.ui"]
+    assert Path(command[0]).is_absolute(), "a terminal's PATH has no .venv/bin: the interpreter is named in full"
+    pairs = dict(zip(command[3::2], command[4::2]))
+    assert pairs == {
+        "--backend-store-uri": f"sqlite:///{mlflow_store}/mlflow.db",
+        "--default-artifact-root": (mlflow_store / "artifacts").as_uri(),
+    }
+
+
+def test_ui_command_quotes_paths_with_spaces(mlflow_store, tmp_path, monkeypatch):
+    spaced = tmp_path / "my course"
+    monkeypatch.setenv("COURSE_DATA_DIR", str(spaced))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{spaced}/mlflow.db")
+    command = shlex.split(tracking.ui_command())
+    assert command[command.index("--backend-store-uri") + 1] == f"sqlite:///{spaced}/mlflow.db"
+
+
+def test_telemetry_off_defaults_the_switch_and_keeps_an_opt_in():
+    assert tracking.telemetry_off({"PATH": "/bin"}) == {"PATH": "/bin", "MLFLOW_DISABLE_TELEMETRY": "true"}
+    assert tracking.telemetry_off({"MLFLOW_DISABLE_TELEMETRY": "false"}) == {"MLFLOW_DISABLE_TELEMETRY": "false"}
+    assert tracking.telemetry_off()["MLFLOW_DISABLE_TELEMETRY"] == os.environ["MLFLOW_DISABLE_TELEMETRY"]
+
+
+def test_importing_the_gateway_switches_telemetry_off():
+    # set before `import mlflow` in coursekit.tracking; nothing in the test run had set it otherwise
+    assert os.environ["MLFLOW_DISABLE_TELEMETRY"] == "true"
+
+
+def test_disable_telemetry_drops_a_client_made_before(monkeypatch):
+    from mlflow.telemetry import client as telemetry_client
+
+    monkeypatch.delenv("MLFLOW_DISABLE_TELEMETRY")
+    # As `import mlflow` leaves it when telemetry was on at import time (put back afterwards by monkeypatch).
+    monkeypatch.setattr(telemetry_client, "_MLFLOW_TELEMETRY_CLIENT", telemetry_client.TelemetryClient())
+    assert mlflow.telemetry.get_telemetry_client() is not None
+    assert tracking.disable_telemetry() is True
+    assert os.environ["MLFLOW_DISABLE_TELEMETRY"] == "true"
+    assert mlflow.telemetry.get_telemetry_client() is None
+
+
+def test_disable_telemetry_respects_an_opt_in(monkeypatch):
+    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "false")
+    assert tracking.disable_telemetry() is False
+    assert os.environ["MLFLOW_DISABLE_TELEMETRY"] == "false"
+
+
+def test_configure_tracking_switches_telemetry_off(mlflow_store, monkeypatch):
+    monkeypatch.delenv("MLFLOW_DISABLE_TELEMETRY")
+    tracking.configure_tracking()
+    assert os.environ["MLFLOW_DISABLE_TELEMETRY"] == "true"

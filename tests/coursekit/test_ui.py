@@ -17,6 +17,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
+import psutil
 import pytest
 
 from coursekit import tracking, ui as ui_module
@@ -138,6 +139,88 @@ def test_a_server_that_never_answers_is_stopped_and_a_setup_error(settings: Sett
     assert ui.running is False and ui.port is None
 
 
+def test_command_line_options_override_the_store(monkeypatch, tmp_path: Path):
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    args = ui_module._parse_args(
+        ["--backend-store-uri", "sqlite:////data/my store/mlflow.db", "--default-artifact-root", "file:///data/my%20store/artifacts"]
+    )
+    settings = ui_module._settings_from(args)
+    assert settings.tracking_uri == "sqlite:////data/my store/mlflow.db"
+    assert settings.artifact_root == Path("/data/my store/artifacts")
+    assert args.port == 5000
+    defaults = ui_module._settings_from(ui_module._parse_args([]))
+    assert defaults.tracking_uri == f"sqlite:///{tmp_path}/mlflow.db"
+
+
+class FakeUI:
+    """Stands in for MlflowUI in main(): a scripted start-up and a scripted answer to "still running?"."""
+
+    outcome: object = "http://127.0.0.1:5001"
+    script: list[object] = []
+
+    def __init__(self, settings: Settings, port: int) -> None:
+        self.port, self.stopped, self.log_file = port, False, Path("/tmp/ui.log")
+        self._script = list(self.script)
+
+    def start(self) -> str:
+        if isinstance(self.outcome, BaseException):
+            raise self.outcome
+        return str(self.outcome)
+
+    def experiment_url(self, experiment_id: str) -> str:
+        return f"{self.outcome}/#/experiments/{experiment_id}/runs?{ui_module.RUNS_VIEW}"
+
+    @property
+    def running(self) -> bool:
+        if self._script:
+            step = self._script.pop(0)
+            if step is KeyboardInterrupt:
+                raise KeyboardInterrupt  # the learner presses Ctrl+C while it serves
+            return bool(step)
+        return not self.stopped and self.outcome is not None and not isinstance(self.outcome, BaseException)
+
+    def stop(self) -> None:
+        self.stopped = True
+
+
+@pytest.fixture
+def fake_main(monkeypatch, settings: Settings, experiment_id: str):
+    monkeypatch.setattr(ui_module, "MlflowUI", FakeUI)
+    monkeypatch.setattr(ui_module.signal, "signal", lambda *args: None)  # leave pytest's own handlers alone
+    monkeypatch.setenv("COURSE_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", settings.tracking_uri)
+    return ui_module.main
+
+
+def test_main_prints_the_address_and_each_lesson_link_and_stops_on_ctrl_c(fake_main, experiment_id, capsys):
+    FakeUI.outcome, FakeUI.script = "http://127.0.0.1:5001", [True, KeyboardInterrupt]
+    assert fake_main([]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "MLflow UI: http://127.0.0.1:5001" in out
+    assert f"  {EXPERIMENT}: http://127.0.0.1:5001/#/experiments/{experiment_id}/runs?workflowType=machine_learning" in out
+    assert out[-2:] == ["Press Ctrl+C to stop it.", "MLflow UI stopped."]
+
+
+def test_main_reports_a_server_that_stops_by_itself(fake_main, capsys):
+    FakeUI.outcome, FakeUI.script = "http://127.0.0.1:5001", [True, False, False]
+    assert fake_main([]) == 1
+    assert "The MLflow UI stopped by itself: see /tmp/ui.log." in capsys.readouterr().err
+
+
+def test_main_reports_a_server_that_failed_to_start(fake_main, capsys):
+    FakeUI.outcome, FakeUI.script = CourseSetupError("The MLflow UI stopped at start-up: see x.log for why."), []
+    assert fake_main([]) == 1
+    assert "ERROR: The MLflow UI stopped at start-up" in capsys.readouterr().err
+
+
+def test_course_experiments_lists_only_the_course_ones(settings: Settings, experiment_id: str):
+    from mlflow.tracking import MlflowClient
+
+    MlflowClient(tracking_uri=settings.tracking_uri).create_experiment("not-from-the-course")
+    assert ui_module.course_experiments(settings) == {EXPERIMENT: experiment_id}
+
+
 # --- one real server ------------------------------------------------------------------------------------
 
 
@@ -174,6 +257,15 @@ def test_the_ui_api_lists_the_experiment(server: MlflowUI, experiment_id: str, m
     assert experiments[EXPERIMENT]["experiment_id"] == experiment_id
     tags = {t["key"]: t["value"] for t in experiments[EXPERIMENT]["tags"]}
     assert tags[tracking.EXPERIMENT_KIND_TAG] == tracking.EXPERIMENT_KIND
+
+
+def test_the_server_runs_with_telemetry_off(server: MlflowUI):
+    assert server._process is not None
+    parent = psutil.Process(server._process.pid)
+    tree = [parent, *parent.children(recursive=True)]
+    assert all(p.environ().get("MLFLOW_DISABLE_TELEMETRY") == "true" for p in tree), [p.cmdline() for p in tree]
+    status, body = get(f"{server.url}/ajax-api/3.0/mlflow/ui-telemetry")
+    assert status == 200 and json.loads(body)["disable_ui_telemetry"] is True
 
 
 def test_start_twice_reuses_the_running_server(server: MlflowUI):
