@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import dataclasses
+import html
 import logging
 import os
 import signal
@@ -123,10 +124,18 @@ class MlflowUI:
         self.port = None
         atexit.unregister(self.stop)
 
+    def runs_links(self) -> dict[str, str]:
+        """Course experiment name → link to its runs table, for every course experiment in the store."""
+        return {name: self.experiment_url(eid) for name, eid in course_experiments(self.settings).items()}
+
     def _repr_html_(self) -> str:
         if not self.running:
             return "MLflow UI: stopped"
-        return f'MLflow UI: <a href="{self.url}" target="_blank">{self.url}</a>'
+        runs = "".join(
+            f'<li>{html.escape(name)}: <a href="{link}" target="_blank">runs table</a></li>'
+            for name, link in self.runs_links().items()
+        )
+        return f'MLflow UI: <a href="{self.url}" target="_blank">{self.url}</a>' + (f"<ul>{runs}</ul>" if runs else "")
 
     def __repr__(self) -> str:
         return f"MLflow UI: {self.url}" if self.running else "MLflow UI: stopped"
@@ -178,10 +187,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         print(f"Starting the MLflow UI for {settings.tracking_uri} …", flush=True)  # noqa: T201 - CLI output
         url = ui.start()
-        lines = [f"MLflow UI: {url}", "Runs of each lesson (the Model training view):"]
-        experiments = course_experiments(settings)
-        lines += [f"  {name}: {ui.experiment_url(eid)}" for name, eid in experiments.items()]
-        if not experiments:
+        lines = [
+            f"MLflow UI: {url}",
+            "  (from its Home page, click Model training at the top left once: experiments then open on their runs)",
+            "Runs of each lesson:",
+        ]
+        links = ui.runs_links()
+        lines += [f"  {name}: {link}" for name, link in links.items()]
+        if not links:
             lines.append("  (none yet: run a lesson's setup cell first)")
         lines.append("Press Ctrl+C to stop it.")
         print("\n".join(lines), flush=True)  # noqa: T201

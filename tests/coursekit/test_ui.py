@@ -168,8 +168,9 @@ class FakeUI:
             raise self.outcome
         return str(self.outcome)
 
-    def experiment_url(self, experiment_id: str) -> str:
-        return f"{self.outcome}/#/experiments/{experiment_id}/runs?{ui_module.RUNS_VIEW}"
+    def runs_links(self) -> dict[str, str]:
+        experiments = ui_module.course_experiments(ui_module.load_settings())
+        return {name: f"{self.outcome}/#/experiments/{eid}/runs?{ui_module.RUNS_VIEW}" for name, eid in experiments.items()}
 
     @property
     def running(self) -> bool:
@@ -224,7 +225,7 @@ def test_course_experiments_lists_only_the_course_ones(settings: Settings, exper
 # --- one real server ------------------------------------------------------------------------------------
 
 
-def test_start_returns_a_loopback_url_on_the_next_free_port(server: MlflowUI, busy_port: int):
+def test_start_returns_a_loopback_url_on_the_next_free_port(server: MlflowUI, busy_port: int, experiment_id: str):
     url = server.url
     match = re.fullmatch(r"http://127\.0\.0\.1:(\d+)", url)
     assert match, url
@@ -233,6 +234,8 @@ def test_start_returns_a_loopback_url_on_the_next_free_port(server: MlflowUI, bu
     assert server.running
     assert repr(server) == f"MLflow UI: {url}"
     assert f'href="{url}"' in server._repr_html_()
+    assert f'<li>{EXPERIMENT}: <a href="{server.experiment_url(experiment_id)}"' in server._repr_html_()
+    assert server.runs_links() == {EXPERIMENT: server.experiment_url(experiment_id)}
 
 
 def test_health_answers(server: MlflowUI):
