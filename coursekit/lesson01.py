@@ -156,7 +156,7 @@ with mlflow.start_run(run_name="ex2-tags"):
             return incorrect(f"Tag env is {tags['env']!r}; this exercise runs in the 'dev' environment.")
         if not tags["user"].strip() or tags["user"] == "____":
             return incorrect("Tag user is empty: set it to your name (the LEARNER parameter).")
-        if tags["user"].strip().strip("'\"") == LEARNER_VARIABLE:
+        if tags["user"].strip().strip("'\"{}") == LEARNER_VARIABLE:  # "LEARNER", or "{LEARNER}" without the f
             return incorrect(
                 f"Tag user is the text {tags['user']!r}, the variable's name in quotes: write LEARNER without "
                 "quotes, so the tag gets the variable's value (your name)."

@@ -314,9 +314,10 @@ def test_q5_accepts_a_spark_model_recorded_as_a_logged_model(monkeypatch):
 # --- issue 9: wrong answers that used to pass --------------------------------------------------
 
 
-def test_q2_the_quoted_variable_name_is_not_a_name():
-    log_run(lesson01.TAGS_RUN, tags={"env": "dev", "user": "LEARNER"})
-    assert_incorrect(q2.result(), "'LEARNER'", "without quotes", "value")
+@pytest.mark.parametrize("user", ["LEARNER", "{LEARNER}", "'LEARNER'"])
+def test_q2_the_quoted_variable_name_is_not_a_name(user):
+    log_run(lesson01.TAGS_RUN, tags={"env": "dev", "user": user})
+    assert_incorrect(q2.result(), repr(user), "without quotes", "value")
 
 
 def test_q2_the_learner_parameter_default_value_is_fine():
