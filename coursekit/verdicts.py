@@ -49,7 +49,7 @@ def rescore(num_trees: int, max_depth: int) -> Rescored | None:
     """Fit the course's pipeline with these settings, seed and split; its AUC on test, train and all rows.
 
     Uses the Spark session the lesson started (None without one, or if Spark fails): a
-    check never starts Spark itself. One small fit (~1 s); results are kept, the data never changes.
+    check never starts Spark itself. One small fit (about 2 s on a warm session); results are kept, the data never changes.
     """
     key = (num_trees, max_depth)
     if key in _RESCORED:
