@@ -26,7 +26,7 @@ import textwrap
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -324,6 +324,14 @@ class Output:
         return self.text
 
 
+def alive_or_empty(read: Callable[[], list[str]]) -> list[str]:
+    """A process attribute, or [] when the process is already gone (short-lived helpers come and go)."""
+    try:
+        return read()
+    except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
+        return []
+
+
 @pytest.fixture
 def port_5000_busy() -> Iterator[None]:
     """Port 5000 is taken (by us, or already by someone else on this machine)."""
@@ -371,7 +379,7 @@ def test_the_printed_command_serves_the_ui_from_a_plain_shell(
             "status": "disabled"
         }
         tree = [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]
-        servers = [p for p in tree if "uvicorn" in " ".join(p.cmdline())]
+        servers = [p for p in tree if "uvicorn" in " ".join(alive_or_empty(p.cmdline))]
         assert servers and all(p.environ().get("MLFLOW_DISABLE_TELEMETRY") == "true" for p in servers)
         assert recorder.wait_for_any(2) == []
 
@@ -380,7 +388,7 @@ def test_the_printed_command_serves_the_ui_from_a_plain_shell(
         assert output.finish().endswith("MLflow UI stopped."), output.text
         assert not answers(f"{url}/health")
         gone, alive = psutil.wait_procs(tree, timeout=10)
-        assert alive == [], f"left running: {[p.cmdline() for p in alive]}"
+        assert alive == [], f"left running: {[alive_or_empty(p.cmdline) for p in alive]}"
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
