@@ -45,6 +45,11 @@ REPO = Path(__file__).resolve().parent.parent
 SHOTS = REPO / ".ci-artifacts" / "ui-journey"
 WAIT_MS = 60_000
 LESSONS = {"lesson-01-first-run": ["rf-first", "rf-second"], "lesson-04-compare-runs": ["rf-t5-d2", "rf-t20-d5"]}
+# Variables in whose presence MLflow 3.17 keeps telemetry off by itself (mlflow/telemetry/utils.py).
+MLFLOW_QUIET_VARIABLES = (
+    "CI", "PYTEST_CURRENT_TEST", "GITHUB_ACTIONS", "CIRCLECI", "GITLAB_CI", "JENKINS_URL", "TRAVIS", "TF_BUILD",
+    "BITBUCKET_BUILD_NUMBER", "CODEBUILD_BUILD_ARN", "BUILDKITE", "TEAMCITY_VERSION", "CLOUD_RUN_EXECUTION", "DO_NOT_TRACK",
+)
 CHECK_TELEMETRY = (
     "import json, os, mlflow; from mlflow.telemetry.utils import is_telemetry_disabled; "
     "print(json.dumps({'disabled': is_telemetry_disabled(), 'client': mlflow.telemetry.get_telemetry_client() is not None}))"
@@ -498,7 +503,7 @@ def test_coursekit_switches_telemetry_off_even_after_mlflow_was_imported(tmp_pat
 def test_telemetry_comes_back_when_the_learner_opts_in(settings: Settings, recorder, monkeypatch) -> None:
     """README: MLFLOW_DISABLE_TELEMETRY=false turns it back on; the UI server then asks MLflow's config host."""
     for name in list(os.environ):
-        if name in ("CI", "PYTEST_CURRENT_TEST") or name.startswith(("GITHUB_", "GITLAB_")):
+        if name in MLFLOW_QUIET_VARIABLES or name.startswith("RUNBOT_"):
             monkeypatch.delenv(name)
     monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "false")
     monkeypatch.setenv("HTTPS_PROXY", recorder.url)
