@@ -395,7 +395,8 @@ def test_the_printed_command_serves_the_ui_from_a_plain_shell(
         gone, alive = psutil.wait_procs(tree, timeout=10)
         assert alive == [], f"left running: {[alive_or_empty(p.cmdline) for p in alive]}"
     finally:
-        if process.poll() is None:
+        if process.poll() is None:  # the test failed midway: stop the command and the server it started
+            tree = tree or [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=10)
         for leftover in tree:
