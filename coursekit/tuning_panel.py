@@ -28,6 +28,7 @@ from IPython.display import display
 from matplotlib.figure import Figure
 
 from coursekit.plots import parallel_coordinates
+from coursekit.ui import RUNS_VIEW
 from coursekit.tuning import (
     BOUNDS,
     FEATURE_SUBSET_STRATEGIES,
@@ -190,7 +191,8 @@ class TuningPanel:
     def _status_for(self, result: AttemptResult) -> str:
         link = ""
         if self.ui_url:
-            url = f"{self.ui_url}/#/experiments/{self.tuner.experiment_id}/runs/{result.run_id}"
+            # The Model training view, like every link the course shows (see coursekit.ui.RUNS_VIEW).
+            url = f"{self.ui_url}/#/experiments/{self.tuner.experiment_id}/runs/{result.run_id}?{RUNS_VIEW}"
             link = f' · <a href="{url}" target="_blank">open run in the MLflow UI</a>'
         return (
             f"{OK_MARK} Attempt {result.attempt} logged: <b>AUC {result.metrics['AUC']:.3f}</b> in {result.duration_s:.1f} s"

@@ -291,3 +291,20 @@ def test_model_button_logs_the_best_attempts_model(panel, tuner):  # noqa: F811
     assert len(runs(tuner)) == 2
     assert not panel.train_button.disabled
 
+
+
+def test_the_run_link_opens_the_model_training_view():
+    import pandas as pd
+
+    from coursekit.tuning import AttemptResult
+
+    class StubTuner:
+        experiment_id = "7"
+
+        def leaderboard(self):
+            return pd.DataFrame()
+
+    panel = TuningPanel(StubTuner(), ui_url="http://127.0.0.1:5001")
+    status = panel._status_for(AttemptResult("abc123", "try-01 trees=20", 1, {"AUC": 0.8}, 1.23))
+    assert 'href="http://127.0.0.1:5001/#/experiments/7/runs/abc123?workflowType=machine_learning"' in status
+    assert status.startswith("✓ Attempt 1 logged: <b>AUC 0.800</b> in 1.2 s")
