@@ -83,6 +83,8 @@ def kernel_environment(sandbox: Path, base: dict[str, str] | None = None) -> dic
         "TMPDIR": str(sandbox / "tmp"),
         "COURSE_DATA_DIR": str(sandbox / "data"),
         "COURSE_DATASETS_DIR": str(sandbox / "pkg" / "datasets"),
+        # Several notebooks run at once: the quick JIT spends less CPU compiling (see coursekit.spark).
+        "COURSE_SPARK_QUICK_JIT": "1",
         # Bytecode caches would change the package copy's fingerprint on every import.
         "PYTHONDONTWRITEBYTECODE": "1",
         # The child itself imports the grader's coursekit; it gives the kernel the sandbox's copy.

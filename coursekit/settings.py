@@ -11,6 +11,9 @@ variable                   meaning                                     default
                            wins over the master when set
 ``COURSE_DRIVER_MEMORY``   Spark driver memory                         ``2g``
 ``COURSE_DATASETS_DIR``    folder holding the shipped CSV files        ``<repo>/datasets``
+``COURSE_SPARK_QUICK_JIT`` ``1``: the local driver JVM compiles with   unset (full JIT)
+                           the quick JIT only (for several kernels
+                           at once: the grader, the test suite)
 =========================  ==========================================  ===========================
 """
 
@@ -34,6 +37,7 @@ class Settings:
     spark_master: str
     spark_remote: str | None
     driver_memory: str
+    quick_jit: bool = False
 
 
 def load_settings() -> Settings:
@@ -49,4 +53,5 @@ def load_settings() -> Settings:
         spark_master=os.environ.get("COURSE_SPARK_MASTER", "local[2]"),
         spark_remote=os.environ.get("SPARK_REMOTE") or None,
         driver_memory=os.environ.get("COURSE_DRIVER_MEMORY", "2g"),
+        quick_jit=os.environ.get("COURSE_SPARK_QUICK_JIT", "").strip().lower() in ("1", "true", "yes"),
     )

@@ -34,16 +34,28 @@ def local_conf(settings: Settings) -> dict[str, str]:
         # The UI would take port 4040 (or the next free one); the course does not need it.
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",
-        # The quick (C1) JIT only: a short-lived driver spends less CPU compiling. Two kernels at once
-        # (the grader, CI) finish ~35% sooner; one alone is about as fast. Java's floating point is
-        # strict since Java 17, so results are the same to the last bit.
-        "spark.driver.extraJavaOptions": f"-Dlog4j.configurationFile=file:{LOG4J_CONFIG} -XX:TieredStopAtLevel=1",
+        "spark.driver.extraJavaOptions": " ".join(java_options(settings)),
         "spark.driver.host": "localhost",
         "spark.driver.bindAddress": "127.0.0.1",
         "spark.local.dir": str(scratch / "tmp"),
         "spark.sql.warehouse.dir": str(scratch / "warehouse"),
         "spark.sql.session.timeZone": "UTC",
     }
+
+
+def java_options(settings: Settings) -> list[str]:
+    """Options of the local driver JVM: the quiet log4j configuration, and the JIT the settings ask for.
+
+    The full JIT makes repeated fits faster once warm, which is what a learner clicking the tuning
+    panel waits for (median fit + score 1.22 s instead of 1.62 s over 12 attempts on 2 cores). The
+    quick (C1) JIT only spends less CPU compiling, so several short-lived kernels at once (the grader,
+    the test suite) finish ~35% sooner. Java's floating point is strict since Java 17, so both give the
+    same results to the last bit.
+    """
+    options = [f"-Dlog4j.configurationFile=file:{LOG4J_CONFIG}"]
+    if settings.quick_jit:
+        options.append("-XX:TieredStopAtLevel=1")
+    return options
 
 
 @contextlib.contextmanager

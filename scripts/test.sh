@@ -27,6 +27,8 @@ COURSE_DATA_DIR="$(mktemp -d -t course-test-XXXXXX)"
 export COURSE_DATA_DIR
 trap 'rm -rf "$COURSE_DATA_DIR"' EXIT
 unset MLFLOW_TRACKING_URI SPARK_REMOTE
+# The suite runs many short-lived kernels, often two at once: the quick JIT suits them (coursekit/spark.py).
+export COURSE_SPARK_QUICK_JIT="${COURSE_SPARK_QUICK_JIT:-1}"
 
 # Two pytest sessions: nbval's kernels then start from this clean environment, whatever the
 # tests before them did to MLflow's variables in-process.

@@ -26,6 +26,7 @@ def test_the_kernel_environment_drops_mlflow_and_course_overrides(tmp_path: Path
     assert env["COURSE_DATA_DIR"] == str(tmp_path / "data")
     assert env["COURSE_DATASETS_DIR"] == str(tmp_path / "pkg" / "datasets")
     assert env["PYTHONPATH"] == str(PACKAGE_DIR.parent)
+    assert env["COURSE_SPARK_QUICK_JIT"] == "1"  # several kernels at once
 
 
 def test_prepare_copies_the_package_and_data_but_no_bytecode(tmp_path: Path) -> None:

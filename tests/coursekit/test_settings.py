@@ -10,7 +10,7 @@ from coursekit import settings
 from coursekit.settings import REPO_ROOT, load_settings
 
 VARIABLES = ("COURSE_DATA_DIR", "MLFLOW_TRACKING_URI", "COURSE_SPARK_MASTER", "SPARK_REMOTE",
-             "COURSE_DRIVER_MEMORY", "COURSE_DATASETS_DIR")
+             "COURSE_DRIVER_MEMORY", "COURSE_DATASETS_DIR", "COURSE_SPARK_QUICK_JIT")
 
 
 @pytest.fixture
@@ -35,6 +35,7 @@ def test_defaults(clean_env, tmp_path):
     assert s.spark_master == "local[2]"
     assert s.spark_remote is None
     assert s.driver_memory == "2g"
+    assert s.quick_jit is False
 
 
 def test_environment_overrides(clean_env, tmp_path):
@@ -81,3 +82,15 @@ def test_settings_are_frozen(clean_env, tmp_path):
     with pytest.raises(AttributeError):
         s.spark_master = "yarn"  # type: ignore[misc]
     assert isinstance(s.data_dir, Path)
+
+
+@pytest.mark.parametrize(("value", "quick"), [("1", True), ("true", True), ("0", False), ("", False)])
+def test_quick_jit_is_chosen_by_the_environment(clean_env, value, quick):
+    from coursekit.spark import java_options, local_conf
+
+    clean_env.setenv("COURSE_SPARK_QUICK_JIT", value)
+    s = load_settings()
+    assert s.quick_jit is quick
+    assert ("-XX:TieredStopAtLevel=1" in java_options(s)) is quick
+    assert local_conf(s)["spark.driver.extraJavaOptions"] == " ".join(java_options(s))
+    assert java_options(s)[0].startswith("-Dlog4j.configurationFile=file:")

@@ -308,3 +308,40 @@ def test_the_run_link_opens_the_model_training_view():
     status = panel._status_for(AttemptResult("abc123", "try-01 trees=20", 1, {"AUC": 0.8}, 1.23))
     assert 'href="http://127.0.0.1:5001/#/experiments/7/runs/abc123?workflowType=machine_learning"' in status
     assert status.startswith("✓ Attempt 1 logged: <b>AUC 0.800</b> in 1.2 s")
+
+
+@pytest.mark.parametrize("key", ["numTrees", "featureSubsetStrategy", "minInstancesPerNode"])
+def test_nothing_on_the_panels_picture_overlaps_or_is_cut_off(key):
+    import pandas as pd
+
+    from coursekit.tuning_panel import attempts_figure
+
+    board = pd.DataFrame({
+        "attempt": [1, 2, 3], "numTrees": [170, 9, 60], "maxDepth": [1, 18, 4],
+        "featureSubsetStrategy": ["auto", "onethird", "sqrt"], "impurity": ["gini", "entropy", "gini"],
+        "subsamplingRate": [0.05, 0.94, 0.8], "minInstancesPerNode": [2, 43, 10], "AUC": [0.838109, 0.704531, 0.8],
+        "duration_s": [1.0, 2.0, 1.5], "run_id": ["a", "b", "c"],
+    })
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig = attempts_figure(board, key, current="b")
+    canvas = FigureCanvasAgg(fig)  # the canvas savefig renders the PNG with
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    width, height = fig.canvas.get_width_height()
+    left, right, bar = fig.axes
+    def drawn_ticks(axis):  # matplotlib keeps labels for ticks outside the view; only those inside are drawn
+        low, high = sorted(axis.get_view_interval())
+        return [t.label1 for t in axis.get_major_ticks() if low - 1e-9 <= t.get_loc() <= high + 1e-9]
+
+    texts = [t for ax in fig.axes for t in (*drawn_ticks(ax.xaxis), *drawn_ticks(ax.yaxis), *ax.texts, ax.title,
+                                            ax.xaxis.label, ax.yaxis.label) if t.get_text()]
+    for text in texts:
+        box = text.get_window_extent(renderer)
+        assert box.x0 >= 0 and box.y0 >= 0 and box.x1 <= width and box.y1 <= height, f"{text.get_text()!r} is cut off"
+    names = [t.get_window_extent(renderer) for t in right.get_xticklabels()]
+    assert all(a.x1 < b.x0 for a, b in zip(names, names[1:])), "axis names overlap"
+    bar_box = bar.get_window_extent(renderer)
+    assert all(t.get_window_extent(renderer).x1 < bar_box.x0 for t in right.texts), "a value runs into the colour bar"
+    assert left.get_window_extent(renderer).x1 < right.get_window_extent(renderer).x0, "the two plots overlap"
+    assert left.title.get_window_extent(renderer).x1 < right.title.get_window_extent(renderer).x0, "the titles collide"
