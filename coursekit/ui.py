@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 import urllib.parse
+import http.client
 import urllib.request
 from pathlib import Path
 from types import FrameType
@@ -222,10 +223,12 @@ def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None
 
 
 def _answers(url: str) -> bool:
+    # Before the server listens, a connection to a port in the ephemeral range can meet itself (TCP
+    # self-connect) and read back its own request: that is "not answering yet" (HTTPException), not a crash.
     try:
         with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback only
             return bool(response.status == 200)
-    except OSError:
+    except (OSError, http.client.HTTPException):
         return False
 
 

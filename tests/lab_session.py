@@ -9,6 +9,7 @@ its buttons.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import shutil
 import signal
@@ -39,7 +40,7 @@ def _wait_http(url: str, process: subprocess.Popen[bytes], seconds: float = 180)
         try:
             with urllib.request.urlopen(url, timeout=5):  # noqa: S310 - loopback only
                 return
-        except OSError:
+        except (OSError, http.client.HTTPException):
             time.sleep(0.5)
     raise AssertionError(f"JupyterLab did not answer {url}")
 

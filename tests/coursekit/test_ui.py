@@ -22,6 +22,7 @@ import pytest
 
 from coursekit import tracking, ui as ui_module
 from coursekit.errors import CourseSetupError
+from coursekit.ports import first_free
 from coursekit.settings import Settings
 from coursekit.ui import HOST, MlflowUI
 
@@ -52,8 +53,10 @@ def experiment_id(settings: Settings) -> str:
 @pytest.fixture(scope="module")
 def busy_port():
     """A port something else already listens on."""
+    # Below the ephemeral range (32768+ on Linux), like the real default 5000: a port in that range can be
+    # picked as the source port of our own health poll (a TCP self-connect) before the server listens.
     with socket.socket() as sock:
-        sock.bind((HOST, 0))
+        sock.bind((HOST, first_free(21000)))
         sock.listen()
         yield sock.getsockname()[1]
 
@@ -305,3 +308,14 @@ def test_stop_ends_the_server(server: MlflowUI):
     assert ui_module._answers(f"{url}/health") is False, "nothing answers on the old port"
     server.stop()  # stopping twice is harmless
     assert server.port is None
+
+
+def test_a_poll_that_meets_itself_is_not_an_answer(monkeypatch):
+    # What a TCP self-connect looks like to urllib: our own request read back as the status line.
+    import http.client
+
+    def echo(url, timeout):
+        raise http.client.BadStatusLine("GET /health HTTP/1.1")
+
+    monkeypatch.setattr(ui_module.urllib.request, "urlopen", echo)
+    assert ui_module._answers("http://127.0.0.1:5000/health") is False
