@@ -119,6 +119,10 @@ class Exercise(ABC):
     hints: Sequence[str] = ()
     #: The reference answer, shown by ``solution()``.
     solution_code: str = ""
+    #: Whether the grader may re-ask this check against the store after the whole notebook ran
+    #: (:mod:`coursekit.recheck`). Only for checks that read the store alone; set False where a
+    #: later step of the lesson legitimately changes what the check reads.
+    recheckable: bool = True
 
     @abstractmethod
     def evaluate(self, *args: Any) -> CheckResult:

@@ -21,6 +21,7 @@ from typing import Any
 
 import nbformat
 
+from coursekit.recheck import recheckable
 from coursekit.runner import TIMEOUT_ENAME
 from coursekit.sandbox import Execution
 
@@ -29,8 +30,9 @@ OUTCOMES = (CORRECT, INCORRECT, NOT_ATTEMPTED, ERROR)
 
 # Lesson statuses, most serious first: a row's ``status`` is the first that applies.
 STATUSES = (
-    "not submitted", "invalid notebook", "tampered", "wrote outside its folder", "suspicious code", "memory limit", "timeout",
-    "kernel died", "output too large", "cell errors", "missing exercise", "ok",
+    "not submitted", "invalid notebook", "tampered", "forged check output", "wrote outside its folder", "suspicious code",
+    "memory limit", "timeout", "kernel died", "output too large", "cell errors", "changed after check", "missing exercise",
+    "re-check failed", "ok",
 )
 _CHECK_CALL = re.compile(r"\b(q\d+)\.check\(")
 # Code no lesson needs, but code forging or patching a check result would: flagged for review, points kept.
@@ -160,14 +162,14 @@ class _Run:
             self.tamper_cell = self.started[-1] if self.started else -1
         self.stopped_in = self.started[-1] if self.started and self.started[-1] not in self.executed else None
 
-    def counted_checks(self) -> dict[str, dict[str, str]]:
-        """Last check result per exercise, ignoring cells from the tampering one on."""
-        last: dict[str, dict[str, str]] = {}
+    def counted_checks(self) -> dict[str, dict[str, Any]]:
+        """Last check result per exercise (with the ``cell`` that displayed it), ignoring cells from the tampering one on."""
+        last: dict[str, dict[str, Any]] = {}
         for cell in sorted(self.executed):
             if self.tamper_cell is not None and cell >= self.tamper_cell:
                 break
             for check in self.executed[cell].get("checks", []):
-                last[check["exercise"]] = check
+                last[check["exercise"]] = {**check, "cell": cell}
         return last
 
 
@@ -197,7 +199,9 @@ def score(learner: str, lesson: str, points: Mapping[str, float], cells: list[st
     for cell, tokens in flagged.items():
         statuses.add("suspicious code")
         shown = ", ".join(f"`{t}`" for t in tokens)
-        reasons.append(f"suspicious code: {_cell_label(cell, cells)} contains {shown}; points kept, review the executed notebook")
+        # With tampering, checks from the tampering cell on are already void: "points kept" would contradict that.
+        verdict = "review the executed notebook" if run.tamper_cell is not None else "points kept, review the executed notebook"
+        reasons.append(f"suspicious code: {_cell_label(cell, cells)} contains {shown}; {verdict}")
     if execution.killed:
         statuses.add("memory limit" if execution.killed.startswith("memory") else "timeout")
         reasons.append(execution.killed + (f" (in {_cell_label(run.stopped_in, cells)})" if run.stopped_in is not None else ""))
@@ -220,15 +224,29 @@ def score(learner: str, lesson: str, points: Mapping[str, float], cells: list[st
         reasons.append("output too large: outputs beyond the limit were dropped from the stored notebook")
 
     results = []
+    missing: list[str] = []
+    # {"exercises": {...}} from the grader's re-check, {"error": why} when it failed, {} when none was asked for.
+    recheck_report = getattr(execution, "rechecked", None) or {}
+    rechecked: Mapping[str, Mapping[str, Any]] = recheck_report.get("exercises") or {}
+    if recheck_report.get("error") and any(key in checks for key in recheckable(lesson)):
+        statuses.add("re-check failed")
+        reasons.append(f"re-check failed: the grader could not re-read this notebook's MLflow store ({recheck_report['error']}); "
+                       "the check results the notebook displayed count")
     for key, value in points.items():
         where = [i for i, source in enumerate(cells) if re.search(rf"\b{key}\.check\(", source)]
         if key in checks:
             outcome = checks[key]["outcome"] if checks[key]["outcome"] in OUTCOMES[:3] else INCORRECT
             message = checks[key].get("message", "")
+            again = rechecked.get(key)
+            if again and again.get("outcome") in OUTCOMES[:3] and again["outcome"] != outcome:
+                status, reason = _disagreement(key, checks[key], again, cells, flagged)
+                statuses.add(status)
+                reasons.append(reason)
+                outcome, message = again["outcome"], str(again.get("message", ""))
         elif not where:
             outcome = NOT_ATTEMPTED if completed else ERROR
             message = f"no cell calls {key}.check()" + ("" if completed else f"; execution stopped: {stop}")
-            reasons.append(f"missing exercise: no cell calls {key}.check()")
+            missing.append(key)
             statuses.add("missing exercise")
         elif run.tamper_cell is not None and max(where) >= run.tamper_cell:
             outcome, message = ERROR, "not counted: the checks were changed before this exercise's check ran"
@@ -240,6 +258,8 @@ def score(learner: str, lesson: str, points: Mapping[str, float], cells: list[st
         else:
             outcome, message = ERROR, f"{_cell_label(where[0])} never ran: {stop}"
         results.append(ExerciseResult(key, outcome, value if outcome == CORRECT else 0.0, value, message))
+    if missing:
+        reasons.append(_missing_reason(missing, len(points)))
 
     status = next((s for s in STATUSES if s in statuses), "ok")
     return LessonResult(learner, lesson, status, results, reasons, seconds=execution.seconds)
@@ -255,3 +275,29 @@ def _stop_reason(run: _Run, execution: Execution, cells: list[str] | None = None
     if status == "completed":
         return "it ran to the end"
     return f"{status}{where}" + (f": {detail}" if detail else "")
+
+
+def _disagreement(key: str, claimed: Mapping[str, Any], again: Mapping[str, Any], cells: list[str],
+                  flagged: Mapping[int, list[str]]) -> tuple[str, str]:
+    """Status and reason when the grader's re-check of ``key`` disagrees with what the notebook displayed.
+
+    "forged check output" when the displaying cell never calls ``key.check(`` or reaches into the checks'
+    machinery; otherwise the store changed after the check ran ("changed after check"). Either way the
+    re-check counts.
+    """
+    cell = int(claimed.get("cell", -1))
+    source = cells[cell] if 0 <= cell < len(cells) else ""
+    shown = f"{_cell_label(cell, cells)} displayed '{claimed.get('outcome')}' for {key}"
+    store = f"the grader's re-check of the MLflow store at the end says '{again['outcome']}'; the re-check counts"
+    if key not in check_calls(source) or cell in flagged:
+        return "forged check output", f"forged check output: {shown}, but {store}"
+    return "changed after check", f"changed after check: {shown}, but {store} (a later cell changed or replaced the run?)"
+
+
+def _missing_reason(missing: list[str], total: int) -> str:
+    """One reason for every exercise whose check no cell calls."""
+    calls = ", ".join(f"{key}.check()" for key in missing)
+    if len(missing) == total and total > 1:
+        return (f"missing exercises: no cell calls any of this lesson's checks ({calls}); "
+                "is this the right lesson's notebook, or were its exercise cells deleted?")
+    return f"missing exercise{'s' if len(missing) > 1 else ''}: no cell calls {calls}"

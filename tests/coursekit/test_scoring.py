@@ -171,3 +171,84 @@ def test_code_that_reaches_into_the_checks_is_flagged_but_keeps_its_points() -> 
         "x == 1", "q1.check()", "a.result == b", "import coursekit.checks as c", 'display({"application/vnd.coursekit.check+json": 1}, raw=True)',
         "q2.check=f", 'setattr(q1, "evaluate", f)', "print(__file__)",
     ]) == [(3, "coursekit.checks"), (4, "vnd.coursekit"), (5, ".check="), (6, "setattr(q1"), (7, "__file__")]
+
+
+def _rechecked(**outcomes: str) -> dict[str, Any]:
+    return {"exercises": {key: {"outcome": outcome, "message": f"re-check of {key}: {outcome}"} for key, outcome in outcomes.items()}}
+
+
+def _score_rechecked(events: list[dict[str, Any]], rechecked: dict[str, Any], cells: list[str] = CELLS) -> Any:
+    execution = Execution(events=events)
+    execution.rechecked = rechecked
+    return score("ann", "01_first_run", POINTS, cells, execution)
+
+
+def test_a_forged_check_output_loses_to_the_grader_re_check() -> None:
+    cells = [*CELLS, 'display({"text/plain": "correct"}, raw=True)']
+    events = [*_executed(1), *_executed(2, _check("q1", "correct")), *_executed(3, _check("q2", "correct")),
+              *_executed(4, _check("q3", "not attempted")), *_executed(5, _check("q3", "correct")), _end()]
+    result = _score_rechecked(events, _rechecked(q1="correct", q3="not attempted"), cells)
+    assert [(e.key, e.outcome, e.points) for e in result.exercises] == [
+        ("q1", "correct", 1), ("q2", "correct", 2), ("q3", "not attempted", 0)]
+    assert result.exercises[2].message == "re-check of q3: not attempted"
+    assert result.status == "forged check output"
+    assert result.reasons == [
+        "forged check output: cell 6 (`display({\"text/plain\": \"correct\"}, raw=True)`) displayed 'correct' for q3, but "
+        "the grader's re-check of the MLflow store at the end says 'not attempted'; the re-check counts"]
+
+
+def test_a_forged_output_in_the_check_cell_itself_is_still_forged_when_the_cell_reaches_into_the_checks() -> None:
+    cells = ["", "import x", "q1.check()", "q2.check(best)", 'q3.check()\ndisplay({"application/vnd.coursekit.check+json": "{}"}, raw=True)']
+    events = [*_executed(1), *_executed(2, _check("q1", "correct")), *_executed(4, _check("q3", "incorrect"), _check("q3", "correct")), _end()]
+    result = _score_rechecked(events, _rechecked(q1="correct", q3="incorrect"), cells)
+    assert (result.status, result.exercises[2].outcome) == ("forged check output", "incorrect")
+    assert any(r.startswith("suspicious code: cell 5") and r.endswith("points kept, review the executed notebook") for r in result.reasons)
+
+
+def test_a_store_changed_after_its_check_is_re_checked_without_calling_it_forged() -> None:
+    events = [*_executed(1), *_executed(2, _check("q1", "incorrect")), *_executed(3, _check("q2", "correct")),
+              *_executed(4, _check("q3", "correct")), _end()]
+    result = _score_rechecked(events, _rechecked(q1="correct", q3="incorrect"))
+    assert [(e.outcome, e.points) for e in result.exercises] == [("correct", 1), ("correct", 2), ("incorrect", 0)]
+    assert result.status == "changed after check"
+    assert [r.split(":")[0] for r in result.reasons] == ["changed after check", "changed after check"]
+    assert "cell 5 (`q3.check()`) displayed 'correct' for q3" in result.reasons[1]
+
+
+def test_agreement_and_exercises_needing_notebook_values_keep_the_displayed_result() -> None:
+    # q2 needs a notebook value: the re-check never covers it, so its (possibly forged) display counts.
+    events = [*_executed(1), *_executed(2, _check("q1", "correct")), *_executed(3, _check("q2", "correct")),
+              *_executed(4, _check("q3", "correct")), _end()]
+    result = _score_rechecked(events, _rechecked(q1="correct", q3="correct"))
+    assert (result.status, result.reasons, result.total) == ("ok", [], 4)
+    assert result.exercises[0].message == "q1 said correct"  # the learner's own message when they agree
+
+
+def test_a_failed_re_check_is_reported_and_the_displayed_results_count() -> None:
+    events = [*_executed(1), *_executed(2, _check("q1", "correct")), _end()]
+    result = _score_rechecked(events, {"error": "TimeoutError: the re-check took over 180 s"})
+    assert (result.status, result.exercises[0].outcome) == ("re-check failed", "correct")
+    assert result.reasons[0].startswith("re-check failed: the grader could not re-read this notebook's MLflow store (TimeoutError")
+    # No re-check asked for (a unit test, a lesson without store-only checks): nothing to report.
+    assert not any(r.startswith("re-check") for r in _score_rechecked(events, {}).reasons)
+
+
+def test_no_exercise_cells_at_all_is_one_reason_not_one_per_exercise() -> None:
+    cells = ["", "import x", "print(1)", "", ""]
+    result = _score([*_executed(1), *_executed(2), _end()], cells)
+    assert result.status == "missing exercise"
+    assert result.reasons == [
+        "missing exercises: no cell calls any of this lesson's checks (q1.check(), q2.check(), q3.check()); "
+        "is this the right lesson's notebook, or were its exercise cells deleted?"]
+    two_missing = _score([*_executed(1), *_executed(2, _check("q1", "correct")), _end()], ["", "import x", "q1.check()", "", ""])
+    assert two_missing.reasons == ["missing exercises: no cell calls q2.check(), q3.check()"]
+
+
+def test_a_tampered_notebook_never_says_points_kept() -> None:
+    cells = ["", "import coursekit.checks as c", "q1.check()", "open(c.__file__, 'a').write('#')\nq2.check(best)", "q3.check()"]
+    events = [*_executed(1), *_executed(2, _check("q1", "correct")), *_executed(3, _check("q2", "correct"), tampered=True),
+              *_executed(4, _check("q3", "correct")), _end()]
+    result = _score(events, cells, tampered=True)
+    assert result.status == "tampered" and result.total == 1
+    assert not any("points kept" in r for r in result.reasons)
+    assert [r.split(":")[0] for r in result.reasons] == ["tampered checks", "suspicious code", "suspicious code"]
