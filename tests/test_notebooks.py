@@ -11,6 +11,7 @@ from mlflow.tracking import MlflowClient
 
 from nbrun import FAST_PARAMETERS, LESSONS, SOLUTIONS, check_outcomes, error_outputs, run_notebook
 from coursekit import lesson01, lesson06, lesson07
+from coursekit.recheck import recheck, recheckable
 from coursekit.tracking import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG
 
 EXERCISES = {
@@ -40,6 +41,9 @@ def test_solution_passes_every_check_twice_in_the_same_store(solution: Path, tmp
         assert error_outputs(nb) == [], f"attempt {attempt}"
         outcomes = check_outcomes(nb)
         assert outcomes == {key: "correct" for key in EXERCISES[solution.stem]}, f"attempt {attempt}"
+    # The grader re-asks the store-only checks once the notebook has run: the answer key must still hold then.
+    again = recheck(solution.stem, course_store)
+    assert {key: answer["outcome"] for key, answer in again.items()} == dict.fromkeys(recheckable(solution.stem), "correct")
 
 
 @pytest.mark.parametrize("lesson", LESSONS, ids=lambda p: p.stem)
