@@ -12,8 +12,17 @@ A child process (:mod:`coursekit.runner`) executes the notebook; this module wat
 grader's side: the whole notebook's wall clock, and the resident memory of the child's process tree
 (kernel, Spark JVM, anything they start), summed with psutil. Virtual-memory limits (RLIMIT_AS) are not
 used: the JVM reserves far more address space than it touches. Over a limit, every process of the tree is
-killed; the events written so far still count. This is detection and containment, not a security
-boundary: the kernel runs as the grader's user and can reach any file that user can.
+killed; the events written so far still count.
+
+No process outlives its grading. The runner is a child subreaper, so a process the notebook detaches
+(double fork, ``setsid``, ``nohup``) re-parents to it and stays in the watched tree, memory included. And
+every process the kernel starts inherits the marker variable ``COURSEKIT_SANDBOX=<sandbox>``: after
+every execution (normal end, a limit, interrupted grading) the sandbox is swept: every process of this
+user whose environment carries the marker, or whose working directory is inside the sandbox (which
+catches ``env -i``), is killed, again and again until none is found, before the folder is deleted.
+
+This is detection and containment, not a security boundary: the kernel runs as the grader's user and
+can reach any file that user can.
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +46,7 @@ import psutil
 import coursekit
 from coursekit.fingerprint import content_digest
 from coursekit.generate import KERNEL_NAME
-from coursekit.runner import Job
+from coursekit.runner import KILL_ROUNDS, Job, alive, kill_descendants, kill_processes
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +57,8 @@ POLL_SECONDS = 0.5
 STOP = threading.Event()
 INTERRUPTED = "grading was interrupted before this notebook finished"
 _MB = 1024 * 1024
+#: The environment variable every process of a sandbox inherits; its value is the sandbox's path.
+MARKER = "COURSEKIT_SANDBOX"
 # Variables a kernel must not inherit from the grader: they would point it at another store or package.
 _DROPPED_PREFIXES = ("MLFLOW_", "COURSE_", "PYTHON", "SPARK_REMOTE", "JUPYTER_", "IPYTHON", "MPLCONFIGDIR")
 
@@ -73,6 +85,8 @@ class Execution:
     peak_mb: int = 0
     #: Last line of the runner's own log when it stopped without its final event (a crash, or it was killed).
     runner_error: str = ""
+    #: What the ``after`` hook of :func:`execute` returned (empty without a hook, or when it failed).
+    rechecked: dict[str, Any] = field(default_factory=dict)
 
 
 def kernel_environment(sandbox: Path, base: dict[str, str] | None = None) -> dict[str, str]:
@@ -81,6 +95,8 @@ def kernel_environment(sandbox: Path, base: dict[str, str] | None = None) -> dic
     env.update({
         "HOME": str(sandbox / "home"),
         "TMPDIR": str(sandbox / "tmp"),
+        # Inherited by every process the notebook starts: the sweep finds them by it (see sweep()).
+        MARKER: str(sandbox),
         "COURSE_DATA_DIR": str(sandbox / "data"),
         "COURSE_DATASETS_DIR": str(sandbox / "pkg" / "datasets"),
         # Several notebooks run at once: the quick JIT spends less CPU compiling (see coursekit.spark).
@@ -148,12 +164,72 @@ def kill_all(processes: dict[int, psutil.Process]) -> None:
             pass
 
 
+def kill_tree(root: psutil.Process, seen: dict[int, psutil.Process]) -> None:
+    """Kill ``root``'s descendants until none is left, then ``root``, then every process in ``seen``.
+
+    The runner (``root``) dies last: while it lives, a child forked by a process being killed
+    re-parents to it (it is a subreaper) and the next round of :func:`kill_descendants` finds it.
+    """
+    for text in kill_descendants(root):
+        log.info("killed %s", text)
+    kill_processes([root], wait=0)
+    kill_all(seen)
+
+
+def sandbox_processes(sandbox: Path) -> list[psutil.Process]:
+    """Running processes of this user that belong to ``sandbox``: its marker in their environment
+    (:data:`MARKER`), or their working directory inside it. The grader and its ancestors never count."""
+    sandbox = sandbox.resolve()
+    marker, inside = str(sandbox), str(sandbox) + os.sep
+    uid = os.getuid()
+    mine = psutil.Process()
+    spared = {mine.pid, *(p.pid for p in mine.parents())}
+    found = []
+    for proc in psutil.process_iter(["uids", "status"]):
+        uids = proc.info["uids"]
+        if proc.pid in spared or uids is None or uids.real != uid or proc.info["status"] == psutil.STATUS_ZOMBIE:
+            continue
+        try:
+            if proc.environ().get(MARKER) == marker:
+                found.append(proc)
+                continue
+        except psutil.Error:
+            pass
+        try:
+            cwd = proc.cwd()
+        except psutil.Error:
+            continue
+        if cwd == marker or cwd.startswith(inside):
+            found.append(proc)
+    return found
+
+
+def sweep(sandbox: Path, rounds: int = KILL_ROUNDS) -> list[str]:
+    """SIGKILL every process of ``sandbox`` (:func:`sandbox_processes`), looking again until none is found.
+
+    A process may fork while it is swept; its child carries the marker too and the next round kills it.
+    Returns the killed processes, described; logged at WARNING.
+    """
+    killed: list[str] = []
+    for _ in range(rounds):
+        found = [p for p in sandbox_processes(sandbox) if alive(p)]
+        if not found:
+            break
+        for text in kill_processes(found):
+            log.warning("killed a process left running by the notebook in %s: %s", sandbox, text)
+            killed.append(text)
+    else:
+        log.warning("processes of %s still appear after %d sweeps", sandbox, rounds)
+    return killed
+
+
 def watch(child: subprocess.Popen[bytes], limits: Limits) -> tuple[str | None, int]:
     """Wait for ``child`` while enforcing the wall-clock and memory limits; returns (kill reason, peak MB).
 
-    Every process ever seen in the tree is killed at the end if still alive, so nothing a
-    notebook started outlives its grading (orphans that escaped the tree in under half a
-    second are the exception).
+    The tree watched is the child's: it is a subreaper (:func:`coursekit.runner.become_subreaper`), so
+    processes detached by the notebook stay in it and their memory counts. Over a limit the tree is
+    killed (:func:`kill_tree`); every process ever seen in it is killed at the end if still alive.
+    :func:`sweep` catches what the tree cannot show (e.g. after the notebook killed the runner itself).
     """
     root = psutil.Process(child.pid)
     seen: dict[int, psutil.Process] = {}
@@ -172,7 +248,7 @@ def watch(child: subprocess.Popen[bytes], limits: Limits) -> tuple[str | None, i
             reason = INTERRUPTED
         if reason:
             log.warning("killing a submission: %s", reason)
-            kill_all(seen)
+            kill_tree(root, seen)
             break
         time.sleep(POLL_SECONDS)
     child.wait()
@@ -199,14 +275,20 @@ def read_events(path: Path) -> list[dict[str, Any]]:
 
 
 def execute(lesson: str, notebook_bytes: bytes, private: Path, limits: Limits, watch_roots: list[Path],
-            kernel_name: str = KERNEL_NAME, store_template: Path | None = None) -> Execution:
+            kernel_name: str = KERNEL_NAME, store_template: Path | None = None, *,
+            after: Callable[[Path], dict[str, Any]] | None = None) -> Execution:
     """Run one submission in a fresh sandbox; keep the executed notebook and events in ``private``.
 
-    ``private`` is a folder the kernel is not told about. The sandbox is deleted afterwards.
-    ``store_template`` is an empty MLflow database to start from (see :func:`empty_store`).
+    ``private`` is a folder the kernel is not told about. ``store_template`` is an empty MLflow
+    database to start from (see :func:`empty_store`). When the runner has finished (or was killed) and
+    the sandbox was swept (:func:`sweep`), ``after`` is called with the sandbox's ``COURSE_DATA_DIR``
+    (its MLflow store is ``mlflow.db`` there); what it returns becomes :attr:`Execution.rechecked`
+    (empty if it raised; the exception is logged). Then the sandbox is deleted.
     """
     private.mkdir(parents=True, exist_ok=True)
-    sandbox = Path(tempfile.mkdtemp(prefix="coursekit-sandbox-"))
+    sandbox = Path(tempfile.mkdtemp(prefix="coursekit-sandbox-")).resolve()
+    child: subprocess.Popen[bytes] | None = None
+    swept = False
     try:
         notebook = prepare(sandbox, lesson, notebook_bytes, store_template)
         digest = content_digest(sandbox / "pkg" / "coursekit")
@@ -225,6 +307,9 @@ def execute(lesson: str, notebook_bytes: bytes, private: Path, limits: Limits, w
                 stdout=runner_log, stderr=subprocess.STDOUT, start_new_session=True,
             )
             killed, peak = watch(child, limits)
+        seconds = time.monotonic() - started
+        sweep(sandbox)
+        swept = True
         output = Path(job.output)
         events = read_events(Path(job.events))
         runner_error = ""
@@ -239,7 +324,24 @@ def execute(lesson: str, notebook_bytes: bytes, private: Path, limits: Limits, w
         return Execution(
             events=events, killed=killed, runner_error=runner_error,
             tampered=content_digest(sandbox / "pkg" / "coursekit") != digest,
-            seconds=time.monotonic() - started, notebook=output if output.is_file() else None, peak_mb=peak,
+            seconds=seconds, notebook=output if output.is_file() else None, peak_mb=peak,
+            rechecked=_recheck(after, sandbox / "data", lesson),
         )
     finally:
+        if child is not None and child.poll() is None:  # a grader error while the runner ran
+            kill_tree(psutil.Process(child.pid), {})
+            child.wait()
+        if not swept:
+            sweep(sandbox)
         shutil.rmtree(sandbox, ignore_errors=True)
+
+
+def _recheck(after: Callable[[Path], dict[str, Any]] | None, data_dir: Path, lesson: str) -> dict[str, Any]:
+    """What ``after(data_dir)`` returns, or an empty dict when there is no hook or it raised (logged)."""
+    if after is None:
+        return {}
+    try:
+        return dict(after(data_dir))
+    except Exception:  # noqa: BLE001 - a failing re-check must not lose the notebook's own results
+        log.exception("re-checking the store of a %s submission failed", lesson)
+        return {}

@@ -13,7 +13,6 @@ from papermill.exceptions import PapermillExecutionError
 
 from coursekit.checks import CHECK_MIMETYPE
 from coursekit.generate import KERNEL_NAME
-from coursekit.runner import POLLING_ENGINE_NAME
 
 REPO = Path(__file__).resolve().parent.parent
 SOLUTIONS = sorted((REPO / "solutions").glob("[0-9][0-9]_*.ipynb"))
@@ -34,7 +33,8 @@ FAST_PARAMETERS: dict[str, dict[str, Any]] = {
 
 
 def run_notebook(source: Path, output: Path, data_dir: Path, parameters: dict[str, Any] | None = None) -> nbformat.NotebookNode:
-    """Execute ``source`` with papermill in a fresh course kernel against the store in ``data_dir``.
+    """Execute ``source`` with plain papermill (its default engine, as an instructor would) in a fresh
+    course kernel against the store in ``data_dir``.
 
     Errors do not raise: the executed notebook (with any error outputs, and papermill's
     error banner when a cell stopped execution) is returned for inspection.
@@ -48,8 +48,6 @@ def run_notebook(source: Path, output: Path, data_dir: Path, parameters: dict[st
             str(source), str(output), parameters=parameters or {}, kernel_name=KERNEL_NAME,
             cwd=str(source.parent), progress_bar=False, log_output=False, execution_timeout=600,
             raise_on_execution_error=False,
-            # Polls the kernel channels: a lost zmq wake-up once stalled lesson 5 for the whole cell timeout.
-            engine_name=POLLING_ENGINE_NAME,
         )
     except PapermillExecutionError:
         pass  # the output notebook was written, with the failing cell marked

@@ -12,6 +12,7 @@ import html
 import re
 from pathlib import Path
 
+import nbformat
 import pytest
 
 import grading_fixtures
@@ -109,7 +110,7 @@ def test_outputs_are_bounded_and_executed_notebooks_kept(graded: tuple[Path, Pat
     _, out, _ = graded
     flood = out / "notebooks" / "ivan" / "01_first_run.ipynb"
     assert flood.stat().st_size < 1_000_000
-    assert "output limit (256 KB) is used up" in flood.read_text(encoding="utf-8")
+    assert "output dropped here: it does not fit in what is left of the notebook's output limit (256 KB)" in flood.read_text(encoding="utf-8")
     assert (out / "notebooks" / "alice" / "01_first_run.ipynb").is_file()
     assert not (out / "notebooks" / "mallory").exists()
     assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == []  # no temporary files left
@@ -143,3 +144,14 @@ def test_the_answer_key_scores_full_marks_and_fresh_lessons_zero(tmp_path: Path)
             assert {r[f"{k} outcome"] for k in keys} == {"not attempted"}, r["lesson"]
             assert float(r["total"]) == 0, r["lesson"]
     assert (tmp_path / "key" / "solutions.html").is_file() and (tmp_path / "key" / "lessons.html").is_file()
+
+
+def test_the_stored_notebook_numbers_cells_as_the_report_does(graded: tuple[Path, Path, list[dict[str, str]]]) -> None:
+    """erin's report says cell 21 raised: cell 21 of the executed notebook it links to holds that error
+    (papermill's inserted error banner and anchor cells are gone)."""
+    klass, out, _ = graded
+    submitted = nbformat.read(klass / "erin" / "01_first_run.ipynb", as_version=4)
+    executed = nbformat.read(out / "notebooks" / "erin" / "01_first_run.ipynb", as_version=4)
+    assert [c.source for c in executed.cells] == [c.source for c in submitted.cells]
+    assert [o.get("ename") for o in executed.cells[21 - 1].outputs if o.output_type == "error"] == ["RuntimeError"]
+    assert not any("papermill-error-cell-tag" in c.metadata.get("tags", []) for c in executed.cells)

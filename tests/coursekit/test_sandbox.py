@@ -11,7 +11,9 @@ import nbformat
 import psutil
 import pytest
 
-from coursekit.sandbox import PACKAGE_DIR, Limits, empty_store, execute, kernel_environment, prepare, read_events, watch
+from coursekit.sandbox import (
+    MARKER, PACKAGE_DIR, Limits, empty_store, execute, kernel_environment, prepare, read_events, sandbox_processes, sweep, watch,
+)
 
 
 def test_the_kernel_environment_drops_mlflow_and_course_overrides(tmp_path: Path) -> None:
@@ -27,6 +29,8 @@ def test_the_kernel_environment_drops_mlflow_and_course_overrides(tmp_path: Path
     assert env["COURSE_DATASETS_DIR"] == str(tmp_path / "pkg" / "datasets")
     assert env["PYTHONPATH"] == str(PACKAGE_DIR.parent)
     assert env["COURSE_SPARK_QUICK_JIT"] == "1"  # several kernels at once
+    assert env[MARKER] == str(tmp_path)  # every process the notebook starts carries it
+    assert kernel_environment(tmp_path, {MARKER: "/another/sandbox"})[MARKER] == str(tmp_path)
 
 
 def test_prepare_copies_the_package_and_data_but_no_bytecode(tmp_path: Path) -> None:
@@ -166,3 +170,87 @@ def test_an_interrupted_grader_stops_every_watchdog() -> None:
     finally:
         sandbox.STOP.clear()
     assert reason == sandbox.INTERRUPTED and time.monotonic() - started < 5
+
+
+def _alive(procs: list[psutil.Process]) -> list[psutil.Process]:
+    return [p for p in procs if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+
+def test_the_sweep_kills_what_carries_the_marker_or_works_inside_and_spares_the_rest(tmp_path: Path) -> None:
+    box, other = (tmp_path / "box").resolve(), (tmp_path / "other").resolve()
+    (box / "work").mkdir(parents=True)
+    other.mkdir()
+    sleeper = [sys.executable, "-c", "import time; time.sleep(120)"]
+    marked = subprocess.Popen(sleeper, env={MARKER: str(box)}, cwd=tmp_path, start_new_session=True)
+    inside = subprocess.Popen(sleeper, env={}, cwd=box / "work", start_new_session=True)  # like `env -i`
+    spared = [
+        subprocess.Popen(sleeper, env={MARKER: str(other)}, cwd=other, start_new_session=True),
+        subprocess.Popen(sleeper, env={MARKER: str(box) + "-2"}, cwd=tmp_path, start_new_session=True),
+    ]
+    procs = [psutil.Process(p.pid) for p in (marked, inside, *spared)]
+    try:
+        assert sorted(p.pid for p in sandbox_processes(box)) == sorted([marked.pid, inside.pid])
+        killed = sweep(box)
+        assert sorted(int(text.split()[0]) for text in killed) == sorted([marked.pid, inside.pid])
+        marked.wait(5), inside.wait(5)
+        assert _alive(procs) == procs[2:]
+        assert sweep(box) == []
+    finally:
+        for proc in (marked, inside, *spared):
+            proc.kill()
+            proc.wait()
+
+
+FORKER = """
+import os, time
+while True:  # a new child every few milliseconds, each carrying the marker
+    if os.fork() == 0:
+        time.sleep(120)
+        os._exit(0)
+    time.sleep(0.005)
+"""
+
+
+def test_the_sweep_looks_again_until_a_forking_process_is_gone(tmp_path: Path) -> None:
+    box = tmp_path.resolve()
+    forker = subprocess.Popen([sys.executable, "-c", FORKER], env={MARKER: str(box)}, cwd="/", start_new_session=True)
+    try:
+        deadline = time.monotonic() + 10
+        while len(sandbox_processes(box)) < 5 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        killed = sweep(box)
+        assert len(killed) >= 5
+        forker.wait(5)
+        assert [p for p in sandbox_processes(box) if p.status() != psutil.STATUS_ZOMBIE] == []
+    finally:
+        forker.kill()
+        forker.wait()
+        for proc in sandbox_processes(box):
+            proc.kill()
+
+
+@pytest.mark.notebook
+def test_the_after_hook_sees_the_store_before_the_sandbox_is_deleted_even_after_a_kill(tmp_path: Path) -> None:
+    seen: list[Path] = []
+
+    def recheck(data_dir: Path) -> dict[str, object]:
+        seen.append(data_dir)
+        assert (data_dir / "mlflow.db").is_file() and "coursekit-sandbox-" in str(data_dir)
+        return {"store_bytes": (data_dir / "mlflow.db").stat().st_size}
+
+    template = empty_store(tmp_path / "template.db")
+    done = execute("01_first_run", _notebook("print('hi')"), tmp_path / "done", Limits(cell_timeout=30), [],
+                   store_template=template, after=recheck)
+    assert done.killed is None and done.rechecked == {"store_bytes": template.stat().st_size}
+    assert seen[0].name == "data" and not seen[0].exists()  # deleted after the hook
+
+    killed = execute("01_first_run", _notebook("import time\ntime.sleep(300)"), tmp_path / "killed", Limits(notebook_timeout=8), [],
+                     store_template=template, after=recheck)
+    assert killed.killed == "notebook time limit: still running after 8 s" and killed.rechecked["store_bytes"] > 0
+
+    def broken(data_dir: Path) -> dict[str, object]:
+        raise RuntimeError("the re-check failed")
+
+    failed = execute("01_first_run", _notebook("print('hi')"), tmp_path / "failed", Limits(cell_timeout=30), [], after=broken)
+    assert failed.rechecked == {} and failed.events[-1]["status"] == "completed"
+    assert execute("01_first_run", _notebook("1"), tmp_path / "none", Limits(cell_timeout=30), []).rechecked == {}
