@@ -1,7 +1,8 @@
 """Grade a folder of submitted lesson notebooks: ``python -m coursekit.grade SUBMISSIONS --out GRADEBOOK``.
 
 Every submission runs in its own sandbox (:mod:`coursekit.sandbox`) with the same checks learners see;
-up to ``--jobs`` run at once. Nothing is written to the gradebook folder until every submission has
+up to ``--jobs`` run at once. Afterwards the grader's own checks re-read each sandbox's MLflow store
+(:mod:`coursekit.recheck`): where they disagree with what the notebook displayed, they count. Nothing is written to the gradebook folder until every submission has
 run: then ``gradebook.csv``, one ``<learner>.html`` per learner, ``index.html`` and the executed
 notebooks (``notebooks/<learner>/<lesson>.ipynb``) are written, each file atomically.
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import functools
 import logging
 import os
 import shutil
@@ -30,6 +32,7 @@ import nbformat
 from coursekit.fingerprint import changed_paths, stat_snapshot
 from coursekit.generate import KERNEL_NAME
 from coursekit.gradebook import number, write_atomic, write_gradebook
+from coursekit.recheck import Rechecker
 from coursekit.report import page_name, write_reports
 from coursekit import sandbox
 from coursekit.sandbox import Execution, Limits, execute
@@ -116,10 +119,13 @@ def grade(submissions: list[Submission], options: Options, roots: Sequence[Path]
     executions: dict[int, Execution] = {}
     sandbox.STOP.clear()
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, options.jobs))
+    # The grader's own checks re-read each sandbox's store after its notebook ran (coursekit.recheck).
+    rechecker = Rechecker(workspace / "recheck")
     try:
         futures = {
             pool.submit(
-                execute, sub.lesson, sub.data, workspace / str(index), options.limits, watch, options.kernel_name, template
+                execute, sub.lesson, sub.data, workspace / str(index), options.limits, watch, options.kernel_name, template,
+                after=functools.partial(rechecker, sub.lesson),
             ): index
             for index, (sub, _) in runnable.items()
         }
@@ -152,6 +158,7 @@ def grade(submissions: list[Submission], options: Options, roots: Sequence[Path]
         pool.shutdown(wait=True, cancel_futures=True)
         raise
     finally:
+        rechecker.close()
         shutil.rmtree(workspace, ignore_errors=True)
     return final
 
