@@ -281,7 +281,7 @@ def analyse(runs: list[dict[str, Any]], sources: dict[int, str], args: argparse.
             duration = cell["duration_s"]
             if duration is None or index not in cells:
                 continue
-            median = cells[index]["median_s"]
+            median = statistics.median(per_cell[index])  # unrounded, as in the table's max/median
             if duration <= STALL_FACTOR * median:
                 continue
             noise = median < args.noise_median and duration - median < args.noise_excess
@@ -296,7 +296,8 @@ def analyse(runs: list[dict[str, Any]], sources: dict[int, str], args: argparse.
                                           f"({_label(sources.get(j, ''))})")
             over.append({
                 "loop": row["loop"], "run": row["run"], "cell": index, "label": cells[index]["label"],
-                "duration_s": round(duration, 3), "median_s": median, "ratio": round(duration / median, 2) if median else None,
+                "duration_s": round(duration, 3), "median_s": round(median, 3),
+                "ratio": round(duration / median, 2) if median else None,
                 "excess_over_median_s": round(duration - median, 3), "noise_floor": noise,
                 "at_timeout": duration >= 0.95 * args.execution_timeout or cell["exception"],
                 "load_1min_then": round(sampler.at(cell["start"]) or 0, 2) if cell["start"] else None,
