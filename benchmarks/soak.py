@@ -300,7 +300,8 @@ def analyse(runs: list[dict[str, Any]], sources: dict[int, str], args: argparse.
                 "ratio": round(duration / median, 2) if median else None,
                 "excess_over_median_s": round(duration - median, 3), "noise_floor": noise,
                 "at_timeout": duration >= 0.95 * args.execution_timeout or cell["exception"],
-                "load_1min_then": round(sampler.at(cell["start"]) or 0, 2) if cell["start"] else None,
+                "load_1min_then": round(load, 2) if cell["start"] and (load := sampler.at(cell["start"])) is not None
+                else None,
                 "other_jobs_cpu_share_then": sampler.foreign_share(cell["start"], cell["end"])
                 if cell["start"] and cell["end"] else None,
                 "other_loops_meanwhile": beside[:8],
