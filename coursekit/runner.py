@@ -26,6 +26,7 @@ import logging
 import os
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
@@ -166,6 +167,58 @@ def kill_descendants(root: psutil.Process, rounds: int = KILL_ROUNDS) -> list[st
         killed += kill_processes(found)
     log.warning("the process tree of %d still grows after %d rounds of killing", root.pid, rounds)
     return killed
+
+
+class OrphanReaper:
+    """Reads the exit status of adopted processes that ended, so a subreaper's zombies do not pile up.
+
+    A detached process that exits while the runner lives becomes the runner's zombie (it holds a
+    pid until its status is read). Every ``interval`` seconds each zombie child is reaped, except the
+    one ``spare()`` names (the kernel: jupyter_client reads its status); nothing is reaped while
+    ``spare()`` is None (the kernel is not started yet).
+    """
+
+    def __init__(self, spare: Callable[[], int | None], interval: float = 1.0) -> None:
+        self.spare = spare
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="orphan-reaper", daemon=True)
+
+    def reap(self) -> int:
+        """Reap the zombie children now; returns how many."""
+        spared = self.spare()
+        if spared is None:
+            return 0
+        reaped = 0
+        for child in psutil.Process().children():
+            try:
+                if child.pid != spared and child.status() == psutil.STATUS_ZOMBIE:
+                    os.waitpid(child.pid, os.WNOHANG)
+                    reaped += 1
+            except (psutil.Error, ChildProcessError):
+                pass
+        return reaped
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.reap()
+
+    def start(self) -> None:
+        """Reap in a background thread until :meth:`stop`."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the background thread."""
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+def _kernel_pid() -> int | None:
+    """The pid of the kernel the current run started, once it is known."""
+    client = BudgetedEngine.client
+    provisioner = getattr(getattr(client, "km", None), "provisioner", None)
+    pid = getattr(provisioner, "pid", None)
+    return pid if isinstance(pid, int) else None
 
 
 def _content_size(content: dict[str, Any]) -> int:
@@ -446,6 +499,8 @@ def run(job: Job) -> None:
     # The kernel (started below) imports the sandbox's own copy of coursekit first.
     os.environ["PYTHONPATH"] = job.package_dir
     hide_submitted_markers(Path(job.notebook))
+    reaper = OrphanReaper(_kernel_pid)
+    reaper.start()
     try:
         papermill.execute_notebook(
             job.notebook, job.output, kernel_name=job.kernel_name, engine_name=ENGINE_NAME, cwd=job.workdir,
@@ -463,6 +518,7 @@ def run(job: Job) -> None:
         status, detail = "timeout", f"the kernel did not respond after the per-cell limit ({str(exc).splitlines()[0]})"
     except Exception as exc:  # noqa: BLE001 - anything a notebook can provoke is a grading result
         status, detail = "failed", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    reaper.stop()
     # The kernel is shut down: anything still below this subreaper was detached by the notebook.
     for leftover in kill_descendants(psutil.Process()):
         log.warning("killed a process the notebook left running: %s", leftover)

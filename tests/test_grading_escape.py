@@ -11,6 +11,7 @@ Without the runner as child subreaper and the sandbox sweep, every one of these 
 from __future__ import annotations
 
 import csv
+import logging
 import random
 import socket
 import threading
@@ -255,6 +256,21 @@ def test_escapes_are_killed_when_grading_is_interrupted(tokens: Callable[[], str
         worker.join(timeout=60)
         sandbox.STOP.clear()
     assert result and result[0].killed == sandbox.INTERRUPTED
+    assert_nothing_left(token)
+
+
+def test_a_process_detached_just_before_the_notebook_kills_its_runner_is_swept(
+    tokens: Callable[[], str], tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """With the runner (the subreaper) killed right away, the sleep re-parents to init within milliseconds,
+    before the watchdog ever sees it; the sweep still finds it by the sandbox marker it inherited."""
+    token = tokens()
+    cell = f"import os, signal\nos.system('nohup setsid sleep {token} >/dev/null 2>&1 &')\nos.kill(os.getppid(), signal.SIGKILL)"
+    with caplog.at_level(logging.WARNING, logger="coursekit.sandbox"):
+        execution = execute(LESSON, _notebook(cell), tmp_path / "private", Limits(cell_timeout=60, notebook_timeout=120), [])
+    assert execution.runner_error == "the runner process was killed by signal 9"
+    swept = [r.getMessage() for r in caplog.records if r.getMessage().startswith("killed a process left running")]
+    assert any(message.endswith(f"sleep {token}") for message in swept), swept  # it ran, and the sweep killed it
     assert_nothing_left(token)
 
 
