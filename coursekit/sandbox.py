@@ -329,7 +329,11 @@ def execute(lesson: str, notebook_bytes: bytes, private: Path, limits: Limits, w
         )
     finally:
         if child is not None and child.poll() is None:  # a grader error while the runner ran
-            kill_tree(psutil.Process(child.pid), {})
+            try:
+                kill_tree(psutil.Process(child.pid), {})
+            except psutil.Error:
+                pass
+            child.kill()
             child.wait()
         if not swept:
             sweep(sandbox)

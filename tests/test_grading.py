@@ -42,7 +42,7 @@ EXPECTED_01 = {
     "judy": ([1, 1, 0, 0, 0], [C, C, E, E, E], "tampered",
              "tampered checks: cell 15 (`import coursekit.lesson01 as checks`) changed the grader's copy of coursekit; "
              "only checks before it count; suspicious code: cell 15 (`import coursekit.lesson01 as checks`) contains `__file__`; "
-             "points kept, review the executed notebook"),
+             "review the executed notebook"),
     "mallory": ([0, 0, 0, 0, 0], [N, N, N, N, N], "not submitted", "no notebook for this lesson"),
     "olga": ([1, 1, 1, 1, 1], [C, C, C, C, C], "wrote outside its folder", "wrote outside its folder: <class>/olga/sentinel.txt"),
 }
