@@ -79,11 +79,13 @@ def _store(uri: str) -> Iterator[None]:
         mlflow.set_registry_uri(registry)
 
 
-def recheck(lesson: str, data_dir: Path) -> dict[str, dict[str, str]]:
+def recheck(lesson: str, data_dir: Path, workdir: Path | None = None) -> dict[str, dict[str, str]]:
     """Re-run every store-only check of ``lesson`` against the store in ``data_dir`` (its ``mlflow.db``).
 
     Returns ``{key: {"outcome": …, "message": …}}`` with the message as the learner would see it.
     No store file means nothing was logged: every store-only check then answers from an empty store.
+    ``workdir`` is the folder the notebook ran in: a check that looks at it (lesson 3 asks git for the
+    commit there) must see what the kernel saw. The previous working directory is restored afterwards.
     """
     from coursekit.tracking import disable_telemetry
 
@@ -95,12 +97,24 @@ def recheck(lesson: str, data_dir: Path) -> dict[str, dict[str, str]]:
             database = Path(scratch) / "empty.db"
         found: dict[str, dict[str, str]] = {}
         all_exercises = exercises(lesson)
-        with _store(f"sqlite:///{database}"):
+        with _store(f"sqlite:///{database}"), _working_directory(workdir):
             for key in recheckable(lesson):
                 exercise = all_exercises[key]
                 result = exercise.result()
                 found[key] = {"outcome": result.outcome.value, "message": format_result(key, exercise.title, result)}
     return found
+
+
+@contextmanager
+def _working_directory(path: Path | None) -> Iterator[None]:
+    """Run the block in ``path`` (when it is a folder), then go back."""
+    previous = os.getcwd()
+    if path is not None and Path(path).is_dir():
+        os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
 
 
 def _start_worker(data_dir: str) -> None:
@@ -148,7 +162,9 @@ class Rechecker:
             return {}
         pool = self._executor()
         try:
-            return {"exercises": pool.submit(recheck, lesson, data_dir).result(timeout=self.timeout)}
+            # The sandbox's notebook folder sits next to its data folder (coursekit.sandbox).
+            future = pool.submit(recheck, lesson, data_dir, Path(data_dir).parent / "work")
+            return {"exercises": future.result(timeout=self.timeout)}
         except concurrent.futures.TimeoutError:
             log.warning("re-checking %s took over %s s: replacing the worker", lesson, self.timeout)
             self._replace(pool)

@@ -87,3 +87,20 @@ def test_a_hanging_recheck_is_an_error_and_the_worker_is_replaced(tmp_path: Path
         assert answer == {"error": "the re-check took over 0 s"}
         rechecker.timeout = 120
         assert "exercises" in rechecker("01_first_run", tmp_path)
+
+
+def test_checks_run_in_the_notebook_folder_and_the_working_directory_comes_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lesson 3 asks git for the commit of the folder the notebook ran in: the re-check must ask there too."""
+    import os
+
+    from coursekit import lesson03
+    from coursekit.checks import correct
+
+    seen: list[str] = []
+    monkeypatch.setattr(lesson03.q3, "evaluate", lambda: seen.append(os.getcwd()) or correct())
+    work = tmp_path / "work"
+    work.mkdir()
+    before = os.getcwd()
+    found = recheck.recheck("03_log_model", tmp_path / "data", work)
+    assert seen == [str(work)] and os.getcwd() == before
+    assert found["q3"]["outcome"] == "correct"
