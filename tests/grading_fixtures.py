@@ -3,12 +3,14 @@
 Every notebook is derived from the committed ``solutions/01_first_run.ipynb`` or
 ``lessons/01_first_run.ipynb`` (parameters shrunk to ``NUM_TREES = 10``, ``MAX_DEPTH = 4``, as CI does),
 with one change each: a blanked answer, an infinite loop, an exception, a killed kernel, broken JSON,
-a deleted exercise, a flood of output, tampered checks, a write outside the sandbox.
+a deleted exercise, a flood of output, tampered checks, a write outside the sandbox, a forged check result
+(for an exercise the grader re-checks, and for one it cannot), no exercise cells at all.
 """
 
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -103,6 +105,37 @@ def write_outside(target: Path) -> NotebookNode:
     return _insert_after(solution(), "q1.check()", f"open({str(target)!r}, 'w').write('was here')")
 
 
+def _forged_display(key: str, mimetype: str) -> str:
+    return (
+        "import json\n"
+        "from IPython.display import display\n"
+        f"display({{'text/plain': '✅ Correct — {key}: done.', {mimetype}: json.dumps({{'exercise': {key!r}, 'outcome': 'correct'}})}}, raw=True)"
+    )
+
+
+def forged_store_only() -> NotebookNode:
+    """Exercise 5's cell (log the model) replaced by a hand-made "correct" for q5; the mimetype is spelled so
+    that no text scan finds it. q5's check reads only the store: the grader's re-check catches it."""
+    nb = solution()
+    nb.cells[_index(nb, "q5.check()")].source = _forged_display("q5", "'application/vnd.' + 'coursekit.check+json'")
+    return nb
+
+
+def forged_value() -> NotebookNode:
+    """Exercise 4's cell replaced by a hand-made "correct" for q4, whose check needs a notebook value: no
+    re-check is possible, the text scan flags it and the points stay (documented in the README)."""
+    nb = solution()
+    nb.cells[_index(nb, "q4.check(")].source = _forged_display("q4", "'application/vnd.coursekit.check+json'")
+    return nb
+
+
+def no_exercises() -> NotebookNode:
+    """The fresh lesson with every exercise cell deleted: one reason, not one per exercise."""
+    nb = fresh()
+    nb.cells = [c for c in nb.cells if not (c.cell_type == "code" and re.search(r"\bq\d\.", c.source))]
+    return nb
+
+
 def write(nb: NotebookNode, path: Path) -> Path:
     """Save a notebook (creating its folder)."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -116,6 +149,7 @@ def build_class(root: Path) -> Path:
         "alice": solution, "bob": fresh, "carol": partial, "dave": infinite_loop, "erin": raises,
         "frank": kernel_killed, "heidi": missing_exercise, "ivan": flood, "judy": tamper,
         "olga": lambda: write_outside(root / "olga" / "sentinel.txt"),
+        "peggy": forged_store_only, "quinn": forged_value, "rupert": no_exercises,
     }
     for learner, build in cases.items():
         write(build(), root / learner / f"{LESSON}.ipynb")

@@ -1,8 +1,9 @@
 """Grade a small hostile class end to end: the exact gradebook, the reports, and a repo left untouched.
 
-The class (tests/grading_fixtures.py) is lesson 1 submitted ten ways: the solution, the fresh lesson,
+The class (tests/grading_fixtures.py) is lesson 1 submitted thirteen ways: the solution, the fresh lesson,
 a blanked exercise, an infinite loop, an exception, a killed kernel, a deleted exercise, a flood of
-output, tampered checks, a write outside the sandbox; plus a file that is not JSON. Two run at once.
+output, tampered checks, a write outside the sandbox, a forged check result the re-check catches, one it
+cannot, no exercise cells; plus a file that is not JSON. Two run at once.
 """
 
 from __future__ import annotations
@@ -45,6 +46,14 @@ EXPECTED_01 = {
              "review the executed notebook"),
     "mallory": ([0, 0, 0, 0, 0], [N, N, N, N, N], "not submitted", "no notebook for this lesson"),
     "olga": ([1, 1, 1, 1, 1], [C, C, C, C, C], "wrote outside its folder", "wrote outside its folder: <class>/olga/sentinel.txt"),
+    "peggy": ([1, 1, 1, 1, 0], [C, C, C, C, N], "forged check output",
+              "forged check output: cell 35 (`import json`) displayed 'correct' for q5, but the grader's re-check of the "
+              "MLflow store at the end says 'not attempted'; the re-check counts"),
+    "quinn": ([1, 1, 1, 1, 1], [C, C, C, C, C], "suspicious code",
+              "suspicious code: cell 30 (`import json`) contains `vnd.coursekit`; points kept, review the executed notebook"),
+    "rupert": ([0, 0, 0, 0, 0], [N, N, N, N, N], "missing exercise",
+               "missing exercises: no cell calls any of this lesson's checks (q1.check(), q2.check(), q3.check(), q4.check(), "
+               "q5.check()); is this the right lesson's notebook, or were its exercise cells deleted?"),
 }
 MALLORY_02 = ([0, 0, 0, 0, 0], [E, E, E, E, E], "invalid notebook",
               "invalid notebook: not valid notebook JSON (Notebook does not appear to be JSON: '{\"cells\": [ this is not json')")
@@ -155,3 +164,17 @@ def test_the_stored_notebook_numbers_cells_as_the_report_does(graded: tuple[Path
     assert [c.source for c in executed.cells] == [c.source for c in submitted.cells]
     assert [o.get("ename") for o in executed.cells[21 - 1].outputs if o.output_type == "error"] == ["RuntimeError"]
     assert not any("papermill-error-cell-tag" in c.metadata.get("tags", []) for c in executed.cells)
+
+
+def test_forged_check_output_loses_to_the_re_check_and_the_report_says_so(graded: tuple[Path, Path, list[dict[str, str]]]) -> None:
+    """peggy displayed a hand-made "correct" for q5 (store-only) without logging a model: the grader's own
+    re-check of her store wins, and her page shows the re-check's message, not the forged one. quinn forged
+    q4, which needs a notebook value: no re-check is possible, the scan flags it and the points stay."""
+    _, out, rows = graded
+    peggy = next(r for r in rows if r["learner"] == "peggy" and r["lesson"] == "01_first_run")
+    assert (peggy["q5 outcome"], peggy["q5"], peggy["status"]) == (N, "0", "forged check output")
+    page = (out / "peggy.html").read_text(encoding="utf-8")
+    assert "✅ Correct — q5: done." not in page
+    assert "⏳ Not attempted — q5: Log the Spark model. No run named &#x27;ex5-model&#x27;" in page
+    quinn = next(r for r in rows if r["learner"] == "quinn" and r["lesson"] == "01_first_run")
+    assert (quinn["q4 outcome"], quinn["total"], quinn["status"]) == (C, "5", "suspicious code")
