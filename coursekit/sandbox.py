@@ -46,7 +46,8 @@ import psutil
 import coursekit
 from coursekit.fingerprint import content_digest
 from coursekit.generate import KERNEL_NAME
-from coursekit.runner import KILL_ROUNDS, Job, alive, kill_descendants, kill_processes
+from coursekit.processes import KILL_ROUNDS, alive, kill_descendants, kill_processes
+from coursekit.runner import Job
 
 log = logging.getLogger(__name__)
 
@@ -226,7 +227,7 @@ def sweep(sandbox: Path, rounds: int = KILL_ROUNDS) -> list[str]:
 def watch(child: subprocess.Popen[bytes], limits: Limits) -> tuple[str | None, int]:
     """Wait for ``child`` while enforcing the wall-clock and memory limits; returns (kill reason, peak MB).
 
-    The tree watched is the child's: it is a subreaper (:func:`coursekit.runner.become_subreaper`), so
+    The tree watched is the child's: it is a subreaper (:func:`coursekit.processes.become_subreaper`), so
     processes detached by the notebook stay in it and their memory counts. Over a limit the tree is
     killed (:func:`kill_tree`); every process ever seen in it is killed at the end if still alive.
     :func:`sweep` catches what the tree cannot show (e.g. after the notebook killed the runner itself).

@@ -22,7 +22,7 @@ from typing import Any
 import nbformat
 
 from coursekit.recheck import recheckable
-from coursekit.runner import TIMEOUT_ENAME
+from coursekit.engine import TIMEOUT_ENAME
 from coursekit.sandbox import Execution
 
 CORRECT, INCORRECT, NOT_ATTEMPTED, ERROR = "correct", "incorrect", "not attempted", "error"
