@@ -66,17 +66,32 @@ def recheckable(lesson: str) -> list[str]:
 
 @contextmanager
 def _store(uri: str) -> Iterator[None]:
-    """Point MLflow's default client at ``uri`` for the duration, then restore the previous URIs."""
-    import mlflow
+    """Point MLflow's default clients at ``uri`` for the duration, then put back exactly what was there.
 
-    tracking, registry = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    ``mlflow.set_tracking_uri`` and ``set_registry_uri`` also export ``MLFLOW_TRACKING_URI`` and
+    ``MLFLOW_REGISTRY_URI`` to the environment, and a registry URI once set stays pinned; restoring them
+    through the setters would leave both behind for every process started later (a kernel would then
+    register models in another store). So the module globals and the variables are restored as they were.
+    """
+    import mlflow
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    names = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+    environment = {name: os.environ.get(name) for name in names}
+    tracking, registry = tracking_utils._tracking_uri, registry_utils._registry_uri
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     try:
         yield
     finally:
         mlflow.set_tracking_uri(tracking)
-        mlflow.set_registry_uri(registry)
+        registry_utils._registry_uri = registry
+        for name, value in environment.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def recheck(lesson: str, data_dir: Path, workdir: Path | None = None) -> dict[str, dict[str, str]]:

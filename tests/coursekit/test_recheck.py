@@ -50,7 +50,11 @@ def test_an_empty_store_answers_not_attempted_and_no_file_is_created(tmp_path: P
 
 
 def test_it_reads_the_sandbox_store_and_restores_the_tracking_uri(lesson_store: str, mlflow_store: Path) -> None:
+    """Nothing of the re-check's store is left behind: not in MLflow, not in the environment a kernel inherits."""
+    import os
+
     before = mlflow.get_tracking_uri()
+    environment = {name: os.environ.get(name) for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
     with mlflow.start_run(run_name="ex1-params"):
         mlflow.log_params({"model_type": "RandomForest", "numTrees": 10, "maxDepth": 4})
     with mlflow.start_run(run_name="ex2-tags"):
@@ -59,6 +63,11 @@ def test_it_reads_the_sandbox_store_and_restores_the_tracking_uri(lesson_store: 
     assert {k: v["outcome"] for k, v in found.items()} == {
         "q1": "correct", "q2": "incorrect", "q3": "not attempted", "q5": "not attempted"}
     assert mlflow.get_tracking_uri() == before
+    assert {name: os.environ.get(name) for name in environment} == environment
+    assert environment["MLFLOW_REGISTRY_URI"] is None  # so the registry follows the tracking store again:
+    mlflow.set_tracking_uri(f"sqlite:///{mlflow_store / 'other.db'}")
+    assert mlflow.get_registry_uri() == mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(before)
 
 
 def test_an_exercise_can_opt_out(monkeypatch: pytest.MonkeyPatch) -> None:
