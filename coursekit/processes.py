@@ -83,22 +83,33 @@ def kill_processes(processes: list[psutil.Process], wait: float = 1.0) -> list[s
     return killed
 
 
-def kill_descendants(root: psutil.Process, rounds: int = KILL_ROUNDS) -> list[str]:
-    """SIGKILL every live descendant of ``root`` (not ``root``), looking again until none is left.
+def kill_until_gone(find: Callable[[], list[psutil.Process]], rounds: int = KILL_ROUNDS) -> tuple[list[str], bool]:
+    """SIGKILL whatever live process ``find()`` returns, and look again, until it returns none.
 
-    A process may fork between the look and the kill; while ``root`` is a running subreaper its new
-    child re-parents to ``root`` and the next round finds it. Returns what was killed.
+    A process may fork between the look and the kill; the next look finds the child. Returns what was
+    killed (described) and whether nothing was left within ``rounds``.
     """
     killed: list[str] = []
     for _ in range(rounds):
         try:
-            found = [p for p in root.children(recursive=True) if alive(p)]
+            found = [p for p in find() if alive(p)]
         except psutil.Error:
-            return killed
+            return killed, True
         if not found:
-            return killed
+            return killed, True
         killed += kill_processes(found)
-    log.warning("the process tree of %d still grows after %d rounds of killing", root.pid, rounds)
+    return killed, False
+
+
+def kill_descendants(root: psutil.Process, rounds: int = KILL_ROUNDS) -> list[str]:
+    """SIGKILL every live descendant of ``root`` (not ``root``), looking again until none is left.
+
+    While ``root`` is a running subreaper, a child forked meanwhile re-parents to it and the next round
+    finds it. Returns what was killed.
+    """
+    killed, gone = kill_until_gone(lambda: root.children(recursive=True), rounds)
+    if not gone:
+        log.warning("the process tree of %d still grows after %d rounds of killing", root.pid, rounds)
     return killed
 
 

@@ -46,7 +46,7 @@ import psutil
 import coursekit
 from coursekit.fingerprint import content_digest
 from coursekit.generate import KERNEL_NAME
-from coursekit.processes import KILL_ROUNDS, alive, kill_descendants, kill_processes
+from coursekit.processes import KILL_ROUNDS, kill_descendants, kill_processes, kill_until_gone
 from coursekit.runner import Job
 
 log = logging.getLogger(__name__)
@@ -156,15 +156,6 @@ def _rss(processes: list[psutil.Process]) -> int:
     return total
 
 
-def kill_all(processes: dict[int, psutil.Process]) -> None:
-    """SIGKILL every process still running (psutil refuses to signal a reused pid)."""
-    for proc in processes.values():
-        try:
-            proc.kill()
-        except psutil.Error:
-            pass
-
-
 def kill_tree(root: psutil.Process, seen: dict[int, psutil.Process]) -> None:
     """Kill ``root``'s descendants until none is left, then ``root``, then every process in ``seen``.
 
@@ -173,8 +164,7 @@ def kill_tree(root: psutil.Process, seen: dict[int, psutil.Process]) -> None:
     """
     for text in kill_descendants(root):
         log.info("killed %s", text)
-    kill_processes([root], wait=0)
-    kill_all(seen)
+    kill_processes([root, *seen.values()], wait=0)
 
 
 def sandbox_processes(sandbox: Path) -> list[psutil.Process]:
@@ -211,15 +201,10 @@ def sweep(sandbox: Path, rounds: int = KILL_ROUNDS) -> list[str]:
     A process may fork while it is swept; its child carries the marker too and the next round kills it.
     Returns the killed processes, described; logged at WARNING.
     """
-    killed: list[str] = []
-    for _ in range(rounds):
-        found = [p for p in sandbox_processes(sandbox) if alive(p)]
-        if not found:
-            break
-        for text in kill_processes(found):
-            log.warning("killed a process left running by the notebook in %s: %s", sandbox, text)
-            killed.append(text)
-    else:
+    killed, gone = kill_until_gone(lambda: sandbox_processes(sandbox), rounds)
+    for text in killed:
+        log.warning("killed a process left running by the notebook in %s: %s", sandbox, text)
+    if not gone:
         log.warning("processes of %s still appear after %d sweeps", sandbox, rounds)
     return killed
 
@@ -254,7 +239,7 @@ def watch(child: subprocess.Popen[bytes], limits: Limits) -> tuple[str | None, i
         time.sleep(POLL_SECONDS)
     child.wait()
     seen.pop(child.pid, None)
-    kill_all(seen)
+    kill_processes(list(seen.values()), wait=0)
     return reason, peak // _MB
 
 

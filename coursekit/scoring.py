@@ -226,7 +226,7 @@ def score(learner: str, lesson: str, points: Mapping[str, float], cells: list[st
     results = []
     missing: list[str] = []
     # {"exercises": {...}} from the grader's re-check, {"error": why} when it failed, {} when none was asked for.
-    recheck_report = getattr(execution, "rechecked", None) or {}
+    recheck_report = execution.rechecked or {}
     rechecked: Mapping[str, Mapping[str, Any]] = recheck_report.get("exercises") or {}
     if recheck_report.get("error") and any(key in checks for key in recheckable(lesson)):
         statuses.add("re-check failed")
