@@ -136,6 +136,7 @@ def _start_worker(data_dir: str) -> None:
     """Worker initializer: its own scratch folder for Spark, and a Spark starter for re-scoring."""
     os.environ["COURSE_DATA_DIR"] = data_dir
     os.environ.pop("MLFLOW_TRACKING_URI", None)
+    os.environ.pop("COURSE_LEARNER", None)  # the kernel had none: the grader drops COURSE_*, so names are plain
     os.environ.pop("SPARK_REMOTE", None)
     os.environ.setdefault("COURSE_SPARK_QUICK_JIT", "1")
     from coursekit import verdicts
