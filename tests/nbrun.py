@@ -32,17 +32,23 @@ FAST_PARAMETERS: dict[str, dict[str, Any]] = {
 }
 
 
-def run_notebook(source: Path, output: Path, data_dir: Path, parameters: dict[str, Any] | None = None) -> nbformat.NotebookNode:
+def run_notebook(
+    source: Path, output: Path, data_dir: Path, parameters: dict[str, Any] | None = None,
+    env: dict[str, str] | None = None,
+) -> nbformat.NotebookNode:
     """Execute ``source`` with plain papermill (its default engine, as an instructor would) in a fresh
     course kernel against the store in ``data_dir``.
 
-    Errors do not raise: the executed notebook (with any error outputs, and papermill's
-    error banner when a cell stopped execution) is returned for inspection.
+    ``env`` adds variables the kernel inherits for this run only (``MLFLOW_TRACKING_URI`` of a class server,
+    ``SPARK_REMOTE``, ``COURSE_SPARK_MASTER`` …). Errors do not raise: the executed notebook (with any error
+    outputs, and papermill's error banner when a cell stopped execution) is returned for inspection.
     """
     env_before = os.environ.get("COURSE_DATA_DIR")
     os.environ["COURSE_DATA_DIR"] = str(data_dir)
     # The kernel must find its store through COURSE_DATA_DIR alone, never an inherited URI.
     uri_before = os.environ.pop("MLFLOW_TRACKING_URI", None)
+    added = {name: os.environ.get(name) for name in (env or {})}
+    os.environ.update(env or {})
     try:
         papermill.execute_notebook(
             str(source), str(output), parameters=parameters or {}, kernel_name=KERNEL_NAME,
@@ -52,6 +58,11 @@ def run_notebook(source: Path, output: Path, data_dir: Path, parameters: dict[st
     except PapermillExecutionError:
         pass  # the output notebook was written, with the failing cell marked
     finally:
+        for name, value in added.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
         if uri_before is not None:
             os.environ["MLFLOW_TRACKING_URI"] = uri_before
         if env_before is None:
