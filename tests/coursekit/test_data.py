@@ -1,4 +1,5 @@
-"""coursekit.data: the shipped Pima CSV, its checksum and the errors for a missing or altered copy."""
+"""coursekit.data: the shipped Pima CSV, its checksum, the errors for a missing or altered copy, and the
+DataFrame built on the driver (the same rows, partition and splits as Spark's own CSV reader gave)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import csv
 import shutil
 
 import pytest
+from spark_fixtures import course_spark  # noqa: F401 - the shared Spark fixture
 
 from coursekit import data
 from coursekit.errors import CourseSetupError, DatasetMissingError
@@ -71,3 +73,49 @@ def test_file_sha256_is_hex_sha256(tmp_path):
     path = tmp_path / "abc.txt"
     path.write_bytes(b"abc")
     assert data.file_sha256(path) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+
+
+def test_driver_table_has_the_schema_types_and_the_csv_values(datasets_dir):
+    shutil.copy(SHIPPED, datasets_dir / data.PIMA_FILE)
+    table = data.read_pima_table()
+    assert table.column_names == data.FEATURES + [data.LABEL]
+    assert table.num_rows == data.PIMA_ROWS
+    types = {field.name: str(field.type) for field in table.schema}
+    assert types == {name: "double" if name in ("bmi", "ped") else "int32" for name in table.column_names}
+    with SHIPPED.open(newline="", encoding="utf-8") as fh:
+        first = next(csv.DictReader(fh))
+    row = table.slice(0, 1).to_pylist()[0]
+    assert row == {name: (float if types[name] == "double" else int)(value) for name, value in first.items()}
+
+
+def test_driver_table_checks_the_checksum_first(datasets_dir):
+    (datasets_dir / data.PIMA_FILE).write_text("npreg\n1\n", encoding="utf-8")
+    with pytest.raises(DatasetMissingError, match="was changed"):
+        data.read_pima_table()
+
+
+def _spark_csv(spark):
+    """The DataFrame as load_pima built it before issue 11: executors read the CSV file themselves."""
+    return spark.read.csv(str(data.verify_dataset()), header=True, schema=data._SCHEMA)
+
+
+def test_load_pima_gives_the_rows_partition_and_splits_of_spark_csv_reader(course_spark):  # noqa: F811
+    spark = course_spark.spark
+    old, new = _spark_csv(spark), data.load_pima(spark)
+    assert new.schema == old.schema
+    assert new.rdd.getNumPartitions() == old.rdd.getNumPartitions() == 1
+    assert new.collect() == old.collect()
+    # randomSplit seeds each partition separately: the lessons' splits (and AUCs) stay what the solutions stored.
+    for before, after in zip(old.randomSplit([0.7, 0.3], seed=42), new.randomSplit([0.7, 0.3], seed=42), strict=True):
+        assert after.collect() == before.collect()
+
+
+def test_load_pima_never_sends_executors_to_the_file(course_spark, tmp_path, monkeypatch):  # noqa: F811
+    folder = tmp_path / "datasets"
+    folder.mkdir()
+    shutil.copy(SHIPPED, folder / data.PIMA_FILE)
+    monkeypatch.setenv("COURSE_DATASETS_DIR", str(folder))
+    frame = data.load_pima(course_spark.spark)
+    (folder / data.PIMA_FILE).unlink()  # as on a worker host: the driver's disk is not there
+    assert frame.count() == data.PIMA_ROWS
+    assert "FileScan" not in frame._jdf.queryExecution().executedPlan().toString()
