@@ -17,3 +17,7 @@ class JavaMissingError(CourseSetupError):
 
 class DatasetMissingError(CourseSetupError):
     """A dataset file the course ships is missing or altered."""
+
+
+class TrackingServerError(CourseSetupError):
+    """The tracking server in MLFLOW_TRACKING_URI does not answer."""

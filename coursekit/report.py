@@ -34,7 +34,13 @@ def page_name(learner: str) -> str:
     return ("learner-index" if stem == "index" else stem) + ".html"
 
 
-def _page(title: str, body: str) -> str:
+def badge(outcome: str) -> str:
+    """An outcome as the reports show it (``✅ correct``); unknown outcomes as they are."""
+    return _BADGE.get(outcome, outcome)
+
+
+def page(title: str, body: str) -> str:
+    """A self-contained HTML page in the reports' style."""
     return (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
         f"<style>{STYLE}</style></head><body>\n{body}\n</body></html>\n"
@@ -61,7 +67,7 @@ def lesson_section(result: LessonResult, notebook_link: str | None = None) -> st
     for ex in result.exercises:
         css = ex.outcome.replace(" ", "-")
         parts.append(
-            f"<tr><td>{escape(ex.key)}</td><td class=\"{escape(css)}\">{escape(_BADGE.get(ex.outcome, ex.outcome))}</td>"
+            f"<tr><td>{escape(ex.key)}</td><td class=\"{escape(css)}\">{escape(badge(ex.outcome))}</td>"
             f"<td>{number(ex.points)} / {number(ex.max_points)}</td><td><code>{escape(ex.message)}</code></td></tr>"
         )
     parts.append("</table>")
@@ -86,7 +92,7 @@ def learner_page(learner: str, results: list[LessonResult], links: dict[str, str
         + "\n".join(summary) + "\n"
         + "\n".join(lesson_section(r, (links or {}).get(r.lesson)) for r in results)
     )
-    return _page(f"{learner} — grades", body)
+    return page(f"{learner} — grades", body)
 
 
 def index_page(results: Iterable[LessonResult]) -> str:
@@ -105,7 +111,7 @@ def index_page(results: Iterable[LessonResult]) -> str:
         total = f"{number(sum(r.total for r in mine))} / {number(sum(r.max_points for r in mine))}"
         rows.append(f'<tr><td><a href="{escape(page_name(learner))}">{escape(learner)}</a></td>{cells}<td>{total}</td></tr>')
     rows.append("</table>")
-    return _page("Gradebook", "<h1>Gradebook</h1>\n" + "\n".join(rows))
+    return page("Gradebook", "<h1>Gradebook</h1>\n" + "\n".join(rows))
 
 
 def write_reports(results: list[LessonResult], out: Path, links: dict[tuple[str, str], str] | None = None) -> list[Path]:

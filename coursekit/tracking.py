@@ -6,6 +6,7 @@ import logging
 import os
 import shlex
 import sys
+import urllib.request
 from collections.abc import Mapping
 
 # MLflow 3 sends usage telemetry unless told not to (mlflow/telemetry/utils.py `is_telemetry_disabled`:
@@ -19,6 +20,7 @@ import mlflow  # noqa: E402 - after the telemetry default
 import mlflow.telemetry  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 
+from coursekit.errors import TrackingServerError  # noqa: E402
 from coursekit.settings import Settings, load_settings  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -28,8 +30,12 @@ log = logging.getLogger(__name__)
 # experiment opens on follows the UI's own GenAI / Model training toggle (see coursekit.ui).
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
+# The UI's query parameter for its GenAI / Model training toggle; "machine_learning" shows the runs table.
+RUNS_VIEW = "workflowType=machine_learning"
 COURSE_TAG = "course"
 COURSE_NAME = "mlflow-spark-course"
+# Whose experiment it is, on a tracking server shared by a class (coursekit.progress reads it).
+LEARNER_TAG = "course.learner"
 
 
 def telemetry_off(environ: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -56,11 +62,34 @@ def disable_telemetry() -> bool:
     return off
 
 
+def require_server(tracking_uri: str, timeout: float = 5.0) -> None:
+    """Raise :class:`TrackingServerError` (one line) unless the tracking server answers ``/health``.
+
+    MLflow's own client retries an unreachable server for minutes before it fails with a long traceback.
+    """
+    try:
+        with urllib.request.urlopen(f"{tracking_uri.rstrip('/')}/health", timeout=timeout) as response:  # noqa: S310
+            if response.status == 200:
+                return
+    except OSError:
+        pass
+    raise TrackingServerError(
+        f"The tracking server {tracking_uri} does not answer: check the address with your instructor, "
+        "or unset MLFLOW_TRACKING_URI to work on your own store."
+    )
+
+
 def configure_tracking(settings: Settings | None = None) -> str:
-    """Point MLflow at the course store (telemetry off) and return its tracking URI."""
+    """Point MLflow at the course store (telemetry off) and return its tracking URI.
+
+    A tracking server (``http(s)://``) must answer first; a private store gets its artifact folder.
+    """
     disable_telemetry()
     settings = settings or load_settings()
-    settings.artifact_root.mkdir(parents=True, exist_ok=True)
+    if settings.remote_store:
+        require_server(settings.tracking_uri)
+    else:
+        settings.artifact_root.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(settings.tracking_uri)
     # Creating the SQLite tables logs two INFO lines per new store; they mean nothing to a learner.
     db_logger = logging.getLogger("mlflow.store.db.utils")
@@ -74,30 +103,54 @@ def configure_tracking(settings: Settings | None = None) -> str:
 
 
 def ensure_experiment(name: str, settings: Settings | None = None) -> str:
-    """Create the experiment if needed, with its artifacts in the course folder; return its id.
+    """Create the experiment if needed, with the course's tags; return its id.
 
-    A plain ``mlflow.set_experiment`` against a SQLite store would put artifacts
-    in ``./mlruns`` of whatever folder the notebook runs in, so the course
-    creates its experiments once with an explicit artifact location and the
-    "Machine learning" kind tag (the UI then does not ask for the experiment's type).
+    On a private store (SQLite) a plain ``mlflow.set_experiment`` would put artifacts in ``./mlruns`` of
+    whatever folder the notebook runs in, so the course creates its experiments with an explicit artifact
+    location in the course data folder. On a tracking server the server decides where artifacts go
+    (``--serve-artifacts``: they are uploaded to it), so no location is set. Either way the experiment is
+    tagged "Machine learning" (the UI then does not ask for its type), and with the learner's name when a
+    learner is set.
     """
     settings = settings or load_settings()
     client = MlflowClient(tracking_uri=settings.tracking_uri)
+    tags = {EXPERIMENT_KIND_TAG: EXPERIMENT_KIND, COURSE_TAG: COURSE_NAME}
+    if settings.learner:
+        tags[LEARNER_TAG] = settings.learner
     existing = client.get_experiment_by_name(name)
     if existing is not None:
         if existing.lifecycle_stage == "deleted":
             client.restore_experiment(existing.experiment_id)
-        if existing.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
-            client.set_experiment_tag(existing.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+        for key, value in tags.items():
+            if existing.tags.get(key) != value:
+                client.set_experiment_tag(existing.experiment_id, key, value)
         return existing.experiment_id
+    if settings.remote_store:
+        experiment_id = client.create_experiment(name, tags=tags)
+        log.info("created experiment %s (%s) on %s", name, experiment_id, settings.tracking_uri)
+        return experiment_id
     location = settings.artifact_root / name
-    experiment_id = client.create_experiment(
-        name,
-        artifact_location=location.as_uri(),
-        tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND, COURSE_TAG: COURSE_NAME},
-    )
+    experiment_id = client.create_experiment(name, artifact_location=location.as_uri(), tags=tags)
     log.info("created experiment %s (%s) with artifacts in %s", name, experiment_id, location)
     return experiment_id
+
+
+def experiment_link(settings: Settings, experiment_id: str) -> str:
+    """The tracking server's page for an experiment's runs table ("Model training" view)."""
+    return f"{settings.tracking_uri.rstrip('/')}/#/experiments/{experiment_id}/runs?{RUNS_VIEW}"
+
+
+def ui_hint(settings: Settings, experiment_name: str, experiment_id: str) -> str:
+    """What the setup cell says about the MLflow UI: a server's page for the experiment, or the command to paste."""
+    if settings.remote_store:
+        return (
+            f"MLflow UI:    the tracking server's page for {experiment_name}:\n"
+            f"              {experiment_link(settings, experiment_id)}"
+        )
+    return (
+        f"MLflow UI:    paste this into a terminal, then open the link it prints for {experiment_name} "
+        f"(Ctrl+C stops it):\n              {ui_command(settings)}"
+    )
 
 
 def ui_command(settings: Settings | None = None) -> str:

@@ -29,14 +29,13 @@ from types import FrameType
 from coursekit.errors import CourseSetupError
 from coursekit.ports import first_free
 from coursekit.settings import Settings, load_settings
-from coursekit.tracking import COURSE_NAME, COURSE_TAG, telemetry_off
+from coursekit.tracking import COURSE_NAME, COURSE_TAG, LEARNER_TAG, RUNS_VIEW, require_server, telemetry_off
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 5000
 HOST = "127.0.0.1"
-# The UI's query parameter for its GenAI / Model training toggle; "machine_learning" shows the runs table.
-RUNS_VIEW = "workflowType=machine_learning"
+__all__ = ["DEFAULT_PORT", "HOST", "RUNS_VIEW", "MlflowUI", "course_experiments", "main"]
 
 
 class MlflowUI:
@@ -45,6 +44,9 @@ class MlflowUI:
     ``start()`` picks the first free port from 5000 (a busy port is not an
     error), waits until the server answers, and registers a stop at
     interpreter exit, so a kernel restart never leaves a server behind.
+
+    With a tracking server (``MLFLOW_TRACKING_URI=http://…``) the UI is that server's: ``start()`` starts
+    nothing, checks that it answers and returns its address; ``stop()`` leaves it alone.
     """
 
     def __init__(self, settings: Settings | None = None, port: int = DEFAULT_PORT) -> None:
@@ -56,6 +58,8 @@ class MlflowUI:
     @property
     def url(self) -> str:
         """Base URL of the running UI."""
+        if self.settings.remote_store:
+            return self.settings.tracking_uri.rstrip("/")
         if self.port is None:
             raise RuntimeError("the MLflow UI is not running: call start() first")
         return f"http://{HOST}:{self.port}"
@@ -80,6 +84,9 @@ class MlflowUI:
 
     def start(self, timeout: float = 90.0) -> str:
         """Start the server (or reuse the running one) and return its URL."""
+        if self.settings.remote_store:
+            require_server(self.settings.tracking_uri)
+            return self.url
         if self.running:
             return self.url
         port = first_free(self.wanted_port, HOST)
@@ -107,7 +114,9 @@ class MlflowUI:
 
     @property
     def running(self) -> bool:
-        """True while the server process is alive."""
+        """True while the server process is alive (always, for a tracking server the course does not run)."""
+        if self.settings.remote_store:
+            return True
         return self._process is not None and self._process.poll() is None
 
     def stop(self) -> None:
@@ -143,12 +152,13 @@ class MlflowUI:
 
 
 def course_experiments(settings: Settings) -> dict[str, str]:
-    """Name → id of the active course experiments in the store, by name."""
+    """Name → id of the active course experiments in the store (only this learner's when one is set), by name."""
     from mlflow.tracking import MlflowClient
 
-    found = MlflowClient(tracking_uri=settings.tracking_uri).search_experiments(
-        filter_string=f"tags.{COURSE_TAG} = '{COURSE_NAME}'"
-    )
+    wanted = f"tags.{COURSE_TAG} = '{COURSE_NAME}'"
+    if settings.learner:
+        wanted += f" and tags.`{LEARNER_TAG}` = '{settings.learner}'"
+    found = MlflowClient(tracking_uri=settings.tracking_uri).search_experiments(filter_string=wanted)
     return {e.name: e.experiment_id for e in sorted(found, key=lambda e: e.name)}
 
 
@@ -185,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     # Ctrl+C, `kill` or a closed terminal stop the server too (SIGINT explicitly: a shell may start us ignoring it).
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _interrupt)
+    if settings.remote_store:
+        return _point_at_server(ui)
     try:
         print(f"Starting the MLflow UI for {settings.tracking_uri} …", flush=True)  # noqa: T201 - CLI output
         url = ui.start()
@@ -213,6 +225,20 @@ def main(argv: list[str] | None = None) -> int:
         ui.stop()
         if was_running:
             print("MLflow UI stopped.", flush=True)  # noqa: T201
+
+
+def _point_at_server(ui: MlflowUI) -> int:
+    """A tracking server serves its own UI: print its address and this learner's runs tables."""
+    try:
+        url = ui.start()
+    except CourseSetupError as error:
+        print(f"ERROR: {error}", file=sys.stderr)  # noqa: T201
+        return 1
+    lines = [f"{ui.settings.tracking_uri} is a tracking server: it serves the MLflow UI itself at {url}", "Runs of each lesson:"]
+    links = ui.runs_links()
+    lines += [f"  {name}: {link}" for name, link in links.items()] or ["  (none yet: run a lesson's setup cell first)"]
+    print("\n".join(lines), flush=True)  # noqa: T201
+    return 0
 
 
 def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:

@@ -1,0 +1,154 @@
+"""A class on one MLflow tracking server with proxied artifacts: two learners at once, then the progress table.
+
+The server is started by the test on 127.0.0.1 (``coursekit.class_server``, as an instructor would) and
+stopped after it. Each learner has a data folder of their own, as on their own laptop; nothing of the
+models may land there. Run alone with ``pytest -m modes``.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from mlflow.tracking import MlflowClient
+
+from nbrun import FAST_PARAMETERS, REPO, check_outcomes, error_outputs
+from coursekit.class_server import ClassServer
+from coursekit.generate import KERNEL_NAME
+from coursekit.ports import first_free
+from coursekit.progress import SERVER_BLIND
+from coursekit.tracking import LEARNER_TAG
+
+pytestmark = [pytest.mark.modes, pytest.mark.notebook]
+
+LEARNERS = ("alice", "bob")
+LESSONS = ("01_first_run", "03_log_model", "06_model_registry")
+ALL_CHECKS = {"01_first_run": 5, "03_log_model": 5, "06_model_registry": 5}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory):
+    # Below the ephemeral range: a poll of a port there can connect to itself before the server listens.
+    port = first_free(5170)
+    class_server = ClassServer(tmp_path_factory.mktemp("class-server"), port=port, workers=1)
+    class_server.start()
+    try:
+        yield class_server
+    finally:
+        class_server.stop()
+
+
+@pytest.fixture(scope="module")
+def classroom(server: ClassServer, tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
+    """Both learners run lessons 1, 3 and 6, each lesson for both at the same time, with plain papermill."""
+    folders = {learner: tmp_path_factory.mktemp(f"learner-{learner}") for learner in LEARNERS}
+    executed: dict[str, dict[str, nbformat.NotebookNode]] = {learner: {} for learner in LEARNERS}
+    for lesson in LESSONS:
+        running = {}
+        for learner in LEARNERS:
+            env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "COURSE_", "SPARK_REMOTE"))}
+            env.update(MLFLOW_TRACKING_URI=server.url, COURSE_LEARNER=learner,
+                       COURSE_DATA_DIR=str(folders[learner]), COURSE_SPARK_QUICK_JIT="1")
+            output = folders[learner] / f"{lesson}.ipynb"
+            parameters = [arg for name, value in FAST_PARAMETERS.get(lesson, {}).items() for arg in ("-y", f"{name}: {value!r}")]
+            running[learner] = (output, subprocess.Popen(
+                [sys.executable, "-m", "papermill", str(REPO / "solutions" / f"{lesson}.ipynb"), str(output),
+                 "-k", KERNEL_NAME, "--cwd", str(REPO / "solutions"), "--no-progress-bar", *parameters],
+                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            ))
+        for learner, (output, process) in running.items():
+            _, stderr = process.communicate(timeout=900)
+            assert output.is_file(), stderr[-2000:]
+            executed[learner][lesson] = nbformat.read(output, as_version=4)
+    return {"notebooks": executed, "folders": folders}
+
+
+@pytest.mark.parametrize("learner", LEARNERS)
+@pytest.mark.parametrize("lesson", LESSONS)
+def test_each_learner_passes_every_check(classroom, learner: str, lesson: str) -> None:
+    nb = classroom["notebooks"][learner][lesson]
+    assert error_outputs(nb) == []
+    outcomes = check_outcomes(nb)
+    assert len(outcomes) == ALL_CHECKS[lesson]
+    assert set(outcomes.values()) == {"correct"}, outcomes
+
+
+def test_the_setup_cell_links_the_servers_ui_instead_of_a_command(classroom, server: ClassServer) -> None:
+    setup = "".join(
+        out.get("text", "") for cell in classroom["notebooks"]["alice"]["01_first_run"].cells[:8]
+        for out in cell.get("outputs", []) if cell.cell_type == "code"
+    )
+    assert "Experiment:   alice-lesson-01-first-run" in setup
+    assert f"{server.url}/#/experiments/" in setup and "workflowType=machine_learning" in setup
+    assert "coursekit.ui" not in setup and "paste this into a terminal" not in setup
+
+
+def test_no_model_file_lands_on_a_learners_disk(classroom, server: ClassServer) -> None:
+    for learner in LEARNERS:
+        folder = classroom["folders"][learner]
+        assert list(folder.rglob("MLmodel")) == [], learner
+    # They went to the server's artifact store: one per logged Spark model, at least.
+    assert len(list((server.data_dir / "artifacts").rglob("MLmodel"))) >= 2 * len(LESSONS)
+
+
+def test_learners_have_distinct_experiments_and_models(classroom, server: ClassServer) -> None:
+    client = MlflowClient(tracking_uri=server.url)
+    experiments = {e.name: e for e in client.search_experiments()}
+    for learner in LEARNERS:
+        mine = {name for name, e in experiments.items() if e.tags.get(LEARNER_TAG) == learner}
+        assert mine == {f"{learner}-lesson-01-first-run", f"{learner}-lesson-03-log-model", f"{learner}-lesson-06-registry"}
+        for name in mine:
+            assert experiments[name].artifact_location.startswith("mlflow-artifacts:/"), experiments[name].artifact_location
+            runs = client.search_runs([experiments[name].experiment_id])
+            assert runs and all(r.info.artifact_uri.startswith("mlflow-artifacts:/") for r in runs)
+    models = {m.name for m in client.search_registered_models()}
+    assert models == {"alice-pima-diabetes-rf", "bob-pima-diabetes-rf"}
+    for learner in LEARNERS:
+        versions = client.search_model_versions(f"name = '{learner}-pima-diabetes-rf'")
+        experiments_behind = {client.get_run(v.run_id).info.experiment_id for v in versions}
+        assert experiments_behind == {experiments[f"{learner}-lesson-06-registry"].experiment_id}
+
+
+def test_the_progress_command_reports_both_learners_and_a_wrong_answer(classroom, server: ClassServer, tmp_path: Path) -> None:
+    # A third learner with a wrong answer to lesson 1's first exercise (and nothing else).
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "COURSE_"))}
+    env.update(MLFLOW_TRACKING_URI=server.url, COURSE_LEARNER="carol", COURSE_DATA_DIR=str(tmp_path / "carol"))
+    wrong = (
+        "import mlflow\n"
+        "from coursekit.lesson01 import EXPERIMENT\n"
+        "from coursekit.tracking import configure_tracking, ensure_experiment\n"
+        "configure_tracking(); ensure_experiment(EXPERIMENT); mlflow.set_experiment(EXPERIMENT)\n"
+        "with mlflow.start_run(run_name='ex1-params'):\n"
+        "    mlflow.log_params({'model_type': 'RandomForest', 'numTrees': 3})\n"
+    )
+    subprocess.run([sys.executable, "-c", wrong], env=env, check=True, cwd=tmp_path, timeout=300)
+
+    out = tmp_path / "progress"
+    env.pop("COURSE_LEARNER")
+    done = subprocess.run(
+        [sys.executable, "-m", "coursekit.progress", "--tracking-uri", server.url, "--out", str(out)],
+        env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    with (out / "progress.csv").open() as handle:
+        rows = {row["learner"]: row for row in csv.DictReader(handle)}
+    assert set(rows) == {"alice", "bob", "carol"}
+    for learner in LEARNERS:
+        for column, outcome in rows[learner].items():
+            if column.startswith(LESSONS):
+                assert outcome == "correct", (learner, column)
+            elif column.startswith(("02_", "05_")):
+                assert outcome != "correct", (learner, column)  # never ran those lessons
+    assert rows["carol"]["01_first_run q1"] == "incorrect"
+    assert all(v != "correct" for k, v in rows["carol"].items() if k[:2].isdigit())
+    # It says which exercises it cannot judge from the server, and why.
+    lesson, key = next(iter(SERVER_BLIND))
+    assert f"{lesson} {key}: {SERVER_BLIND[(lesson, key)]}" in done.stdout
+    assert "01_first_run q4: its check needs a value from the learner's notebook" in done.stdout
+    html = (out / "progress.html").read_text()
+    assert "alice" in html and "carol" in html and "Not judged from the server" in html
