@@ -43,3 +43,28 @@ def lesson_store(mlflow_store: Path) -> str:
     experiment_id = tracking.ensure_experiment(lesson01.EXPERIMENT)
     mlflow.set_experiment(lesson01.EXPERIMENT)
     return experiment_id
+
+
+@pytest.fixture
+def health_server():
+    """A stand-in tracking server on 127.0.0.1 that answers ``/health`` (yields its URL)."""
+    import http.server
+    import threading
+
+    from coursekit.ports import first_free
+
+    class Health(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+            self.send_response(200 if self.path == "/health" else 404)
+            self.end_headers()
+            self.wfile.write(b"OK")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", first_free(5210)), Health)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()

@@ -20,8 +20,10 @@ def test_the_kernel_environment_drops_mlflow_and_course_overrides(tmp_path: Path
     base = {
         "PATH": "/usr/bin", "JAVA_HOME": "/jdk", "MLFLOW_TRACKING_URI": "sqlite:///elsewhere.db", "MLFLOW_EXPERIMENT_ID": "7",
         "COURSE_DATA_DIR": "/shared", "PYTHONPATH": "/evil", "SPARK_REMOTE": "sc://x", "HOME": "/root",
+        "COURSE_LEARNER": "teacher",  # a class server's learner: the grader's store is private, names are plain
     }
     env = kernel_environment(tmp_path, base)
+    assert "COURSE_LEARNER" not in env
     assert not any(k.startswith("MLFLOW_") for k in env)
     assert env["PATH"] == "/usr/bin" and env["JAVA_HOME"] == "/jdk" and "SPARK_REMOTE" not in env
     assert env["HOME"] == str(tmp_path / "home") and env["TMPDIR"] == str(tmp_path / "tmp")

@@ -10,7 +10,7 @@ from coursekit import settings
 from coursekit.settings import REPO_ROOT, load_settings
 
 VARIABLES = ("COURSE_DATA_DIR", "MLFLOW_TRACKING_URI", "COURSE_SPARK_MASTER", "SPARK_REMOTE",
-             "COURSE_DRIVER_MEMORY", "COURSE_DATASETS_DIR", "COURSE_SPARK_QUICK_JIT")
+             "COURSE_DRIVER_MEMORY", "COURSE_DATASETS_DIR", "COURSE_SPARK_QUICK_JIT", "COURSE_LEARNER")
 
 
 @pytest.fixture
@@ -94,3 +94,40 @@ def test_quick_jit_is_chosen_by_the_environment(clean_env, value, quick):
     assert ("-XX:TieredStopAtLevel=1" in java_options(s)) is quick
     assert local_conf(s)["spark.driver.extraJavaOptions"] == " ".join(java_options(s))
     assert java_options(s)[0].startswith("-Dlog4j.configurationFile=file:")
+
+
+def test_a_private_store_keeps_plain_names(clean_env, tmp_path):
+    clean_env.setenv("COURSE_DATA_DIR", str(tmp_path))
+    s = load_settings()
+    assert s.learner is None and not s.remote_store
+    assert settings.course_name("lesson-01-first-run", s) == "lesson-01-first-run"
+
+
+def test_a_tracking_server_names_everything_after_the_login_name(clean_env, tmp_path):
+    clean_env.setenv("COURSE_DATA_DIR", str(tmp_path))
+    clean_env.setenv("MLFLOW_TRACKING_URI", "http://10.0.0.5:5055")
+    clean_env.setattr(settings.getpass, "getuser", lambda: "Ada.L")
+    s = load_settings()
+    assert s.remote_store and s.learner == "ada.l"
+    assert settings.course_name("pima-diabetes-rf", s) == "ada.l-pima-diabetes-rf"
+
+
+@pytest.mark.parametrize(("uri", "remote"), [
+    ("http://127.0.0.1:5055", True), ("HTTPS://mlflow.school.edu", True), ("sqlite:////tmp/x.db", False),
+    ("file:///tmp/mlruns", False), ("databricks", False),
+])
+def test_which_uris_are_tracking_servers(uri, remote):
+    assert settings.is_server_uri(uri) is remote
+
+
+def test_course_learner_wins_and_is_made_safe_for_names(clean_env, tmp_path):
+    clean_env.setenv("COURSE_DATA_DIR", str(tmp_path))
+    clean_env.setenv("COURSE_LEARNER", "  Grace Hopper/@navy ")
+    s = load_settings()
+    assert s.learner == "grace_hopper_navy"
+    assert settings.course_name("lesson-05-tune", s) == "grace_hopper_navy-lesson-05-tune"
+
+
+def test_a_learner_name_without_letters_is_a_clear_error():
+    with pytest.raises(ValueError, match="COURSE_LEARNER='@@' has no letters or digits"):
+        settings.learner_name("@@")

@@ -127,3 +127,41 @@ def test_configure_tracking_switches_telemetry_off(mlflow_store, monkeypatch):
     monkeypatch.delenv("MLFLOW_DISABLE_TELEMETRY")
     tracking.configure_tracking()
     assert os.environ["MLFLOW_DISABLE_TELEMETRY"] == "true"
+
+
+def test_a_learners_experiment_carries_their_name(mlflow_store, monkeypatch):
+    monkeypatch.setenv("COURSE_LEARNER", "ada")
+    experiment_id = tracking.ensure_experiment("ada-lesson-xx")
+    experiment = MlflowClient().get_experiment(experiment_id)
+    assert experiment.tags[tracking.LEARNER_TAG] == "ada"
+    assert experiment.artifact_location == (mlflow_store / "artifacts" / "ada-lesson-xx").as_uri()  # a private store
+
+
+def test_require_server_accepts_a_server_that_answers(health_server):
+    tracking.require_server(health_server)
+
+
+def test_an_unreachable_server_is_one_line_with_the_fix():
+    import pytest
+
+    from coursekit.errors import TrackingServerError
+
+    with pytest.raises(TrackingServerError) as caught:
+        tracking.require_server("http://127.0.0.1:9", timeout=2)
+    assert str(caught.value) == (
+        "The tracking server http://127.0.0.1:9 does not answer: check the address with your instructor, "
+        "or unset MLFLOW_TRACKING_URI to work on your own store."
+    )
+
+
+def test_the_setup_cell_links_a_servers_ui_and_prints_the_command_for_a_private_store(mlflow_store, monkeypatch):
+    from coursekit.settings import load_settings
+
+    local = tracking.ui_hint(load_settings(), "lesson-xx", "3")
+    assert "paste this into a terminal" in local and tracking.ui_command() in local
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://10.1.2.3:5055/")
+    remote = tracking.ui_hint(load_settings(), "ada-lesson-xx", "3")
+    assert remote == (
+        "MLflow UI:    the tracking server's page for ada-lesson-xx:\n"
+        "              http://10.1.2.3:5055/#/experiments/3/runs?workflowType=machine_learning"
+    )

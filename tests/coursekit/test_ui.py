@@ -319,3 +319,37 @@ def test_a_poll_that_meets_itself_is_not_an_answer(monkeypatch):
 
     monkeypatch.setattr(ui_module.urllib.request, "urlopen", echo)
     assert ui_module._answers("http://127.0.0.1:5000/health") is False
+
+
+def test_with_a_tracking_server_the_ui_is_the_servers(health_server: str, tmp_path: Path) -> None:
+    remote = dataclasses.replace(_settings_for(tmp_path), tracking_uri=health_server + "/", learner="ada")
+    ui = MlflowUI(settings=remote)
+    assert ui.start() == health_server  # nothing started
+    assert ui.running and ui._process is None
+    assert ui.experiment_url("4") == f"{health_server}/#/experiments/4/runs?workflowType=machine_learning"
+    ui.stop()  # leaves the server alone
+    assert ui.url == health_server
+
+
+def test_an_unreachable_tracking_server_is_a_setup_error(tmp_path: Path) -> None:
+    remote = dataclasses.replace(_settings_for(tmp_path), tracking_uri="http://127.0.0.1:9")
+    with pytest.raises(CourseSetupError, match="does not answer"):
+        MlflowUI(settings=remote).start()
+
+
+def test_course_experiments_of_a_learner_are_only_theirs(tmp_path: Path, empty_db: Path) -> None:
+    shutil.copy(empty_db, tmp_path / "mlflow.db")
+    base = _settings_for(tmp_path)
+    for learner in ("ada", "bob"):
+        mine = dataclasses.replace(base, learner=learner)
+        tracking.ensure_experiment(f"{learner}-lesson-01", mine)
+    tracking.ensure_experiment("lesson-01", base)
+    assert list(ui_module.course_experiments(dataclasses.replace(base, learner="ada"))) == ["ada-lesson-01"]
+    assert list(ui_module.course_experiments(base)) == ["ada-lesson-01", "bob-lesson-01", "lesson-01"]
+
+
+def _settings_for(folder: Path) -> Settings:
+    return Settings(
+        data_dir=folder, datasets_dir=folder, tracking_uri=f"sqlite:///{folder / 'mlflow.db'}",
+        artifact_root=folder / "artifacts", spark_master="local[1]", spark_remote=None, driver_memory="1g",
+    )
