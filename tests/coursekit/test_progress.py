@@ -96,3 +96,11 @@ def test_main_says_in_one_line_when_the_server_does_not_answer(capsys) -> None:
     assert progress.main(["--tracking-uri", "http://127.0.0.1:9"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("ERROR: The tracking server http://127.0.0.1:9 does not answer") and "\n" not in err
+
+
+def test_the_readme_counts_what_the_server_can_and_cannot_judge() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    judged, not_judged = plan(lesson_stems())
+    from_values = [k for k, why in not_judged.items() if why.startswith("its check needs a value")]
+    assert f"It judges the {len(judged)} exercises" in readme
+    assert f"lists the other {len(not_judged)} with the reason: {len(from_values)} need a value" in readme
