@@ -54,12 +54,16 @@ class Outcome(str, enum.Enum):
     CORRECT = "correct"
     INCORRECT = "incorrect"
     NOT_ATTEMPTED = "not attempted"
+    #: The exercise needs something MLflow cannot do in this setup (a Spark model over Spark Connect):
+    #: neither right nor wrong, and the message says why. Never happens on local Spark, where grading runs.
+    UNSUPPORTED = "unsupported"
 
 
 _BADGES = {
     Outcome.CORRECT: "✅ Correct",
     Outcome.INCORRECT: "❌ Not yet",
     Outcome.NOT_ATTEMPTED: "⏳ Not attempted",
+    Outcome.UNSUPPORTED: "⚪ Not checkable here",
 }
 
 #: The coloured label of the HTML result: a symbol every common font has, the words, and a solid
@@ -69,6 +73,7 @@ HTML_BADGES: dict[Outcome, tuple[str, str, str]] = {
     Outcome.CORRECT: ("✓", "Correct", "#1a7f37"),
     Outcome.INCORRECT: ("✗", "Not yet", "#b42318"),
     Outcome.NOT_ATTEMPTED: ("…", "Not attempted", "#57606a"),
+    Outcome.UNSUPPORTED: ("–", "Not checkable here", "#0550ae"),
 }
 
 
@@ -97,6 +102,11 @@ def incorrect(message: str) -> CheckResult:
 def not_attempted(message: str) -> CheckResult:
     """Nothing to grade yet; the message says what the check looked for."""
     return CheckResult(Outcome.NOT_ATTEMPTED, message)
+
+
+def unsupported(message: str) -> CheckResult:
+    """Not judged: the exercise needs an operation MLflow cannot do here; the message says which, in one line."""
+    return CheckResult(Outcome.UNSUPPORTED, message)
 
 
 def close_to(value: float, expected: float, tolerance: float = 1e-6) -> bool:

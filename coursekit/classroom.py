@@ -14,6 +14,7 @@ from coursekit.errors import CourseSetupError
 from coursekit.java import require_java
 from coursekit.settings import Settings, load_settings
 from coursekit.spark import get_spark
+from coursekit import spark_models
 from coursekit.tracking import configure_tracking, ensure_experiment, ui_command
 
 if TYPE_CHECKING:
@@ -30,6 +31,22 @@ class Classroom:
     experiment_name: str
     tracking_uri: str
     settings: Settings
+
+    @property
+    def connect(self) -> bool:
+        """True over open-source Spark Connect (``SPARK_REMOTE``), where MLflow cannot log Spark models itself."""
+        return spark_models.is_connect(self.spark)
+
+    @property
+    def spark_flavor(self) -> Any:
+        """``mlflow.spark`` itself; over Spark Connect the kit's stand-in with the same calls (:mod:`coursekit.spark_models`)."""
+        return spark_models.spark_flavor(self.spark)
+
+    def skip_over_connect(self, what: str) -> bool:
+        """Over Spark Connect, print one line saying ``what`` is not possible and return True; else False."""
+        if self.connect:
+            print(spark_models.unsupported_line(what))  # noqa: T201 - the lesson cell reports to the learner
+        return self.connect
 
 
 def _show_setup_error(shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: Any = None) -> None:

@@ -322,7 +322,8 @@ class LogModel(Exercise):
     key = "q5"
     title = "Log the Spark model"
     hints = (
-        'mlflow.spark.log_model(model, "rf_model", pip_requirements=PIP_REQUIREMENTS): the second argument is the artifact path.',
+        'spark_flavor.log_model(model, "rf_model", pip_requirements=PIP_REQUIREMENTS): the second argument is the artifact path '
+        "(spark_flavor is mlflow.spark itself; over Spark Connect, the kit's stand-in).",
         "Pass pip_requirements explicitly: otherwise MLflow starts a second Spark in a subprocess to guess them (~15 s).",
         "Keep the log_params line: a model without the settings that built it cannot be re-trained or compared.",
     )
@@ -330,7 +331,7 @@ class LogModel(Exercise):
 with mlflow.start_run(run_name="ex5-model"):
     mlflow.log_params({"model_type": "RandomForest", "numTrees": NUM_TREES, "maxDepth": MAX_DEPTH, "seed": SEED})
     mlflow.log_metric("AUC", evaluator.evaluate(model.transform(test)))
-    mlflow.spark.log_model(model, "rf_model", pip_requirements=PIP_REQUIREMENTS)
+    spark_flavor.log_model(model, "rf_model", pip_requirements=PIP_REQUIREMENTS)
 """
 
     def evaluate(self) -> CheckResult:

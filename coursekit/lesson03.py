@@ -22,9 +22,10 @@ import yaml
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
-from coursekit.checks import BLANK, CheckResult, Exercise, close_to, correct, incorrect, is_blank, not_attempted
+from coursekit.checks import BLANK, CheckResult, Exercise, close_to, correct, incorrect, is_blank, not_attempted, unsupported
 from coursekit.settings import course_name
 from coursekit.data import FEATURES, LABEL, PIMA_SHA256
+from coursekit.spark_models import CONNECT_PREFIX, is_connect
 from coursekit.store import artifact_paths, find_latest_run, similar_keys, user_tags
 from coursekit.verdicts import fitted_in_memory, importances_problem, missing_run, unfinished_run
 
@@ -102,7 +103,7 @@ class LogDescribedModel(Exercise):
     solution_code = """
 with mlflow.start_run(run_name="ex1-model"):
     mlflow.log_metric("AUC", auc)
-    mlflow.spark.log_model(
+    spark_flavor.log_model(
         model, "rf_model",
         pip_requirements=PIP_REQUIREMENTS, signature=signature, input_example=input_example,
     )
@@ -127,6 +128,9 @@ with mlflow.start_run(run_name="ex1-model"):
         mlmodel = yaml.safe_load(read("MLmodel") or "") or {}
         if "spark" not in (mlmodel.get("flavors") or {}):
             return incorrect(f"{MODEL_PATH!r} is not a Spark model: log the pipeline with mlflow.spark.log_model.")
+        if "python_function" not in mlmodel["flavors"] and is_connect():
+            return unsupported(f"{CONNECT_PREFIX} MLflow {mlflow.__version__} cannot log a Connect-fitted model itself, so the "
+                               "signature, input example and requirements.txt this exercise checks were not written; check it on local Spark.")
         signature = mlmodel.get("signature") or {}
         inputs = _names(signature.get("inputs"))
         if not inputs:
@@ -319,11 +323,12 @@ class ReloadModel(Exercise):
     key = "q4"
     title = "Reload the model and compare predictions"
     hints = (
-        "mlflow.spark.load_model(model_info.model_uri) returns a Spark PipelineModel; transform test with both models.",
+        "spark_flavor.load_model(model_info.model_uri) (i.e. mlflow.spark.load_model) returns a Spark PipelineModel; "
+        "transform test with both models.",
         "Collect each prediction column into a list ([row.prediction for row in ....collect()]) and compare the lists with ==.",
     )
     solution_code = """
-reloaded = mlflow.spark.load_model(model_info.model_uri)
+reloaded = spark_flavor.load_model(model_info.model_uri)
 before = [row.prediction for row in model.transform(test).select("prediction").collect()]
 after = [row.prediction for row in reloaded.transform(test).select("prediction").collect()]
 same_predictions = before == after

@@ -240,11 +240,12 @@ class ChampionAuc(Exercise):
     key = "q3"
     title = "Load the champion by alias and score it"
     hints = (
-        'The URI of an alias is f"models:/{MODEL_NAME}@champion"; mlflow.spark.load_model returns a PipelineModel.',
+        'The URI of an alias is f"models:/{MODEL_NAME}@champion"; spark_flavor.load_model (mlflow.spark.load_model) '
+        "returns a PipelineModel.",
         "champion_auc = evaluator.evaluate(champion_model.transform(test_rows)): the model takes the seven plain columns.",
     )
     solution_code = """
-champion_model = mlflow.spark.load_model(f"models:/{MODEL_NAME}@champion")
+champion_model = spark_flavor.load_model(f"models:/{MODEL_NAME}@champion")
 champion_auc = evaluator.evaluate(champion_model.transform(test_rows))
 """
 
@@ -289,7 +290,7 @@ class PromoteChallenger(Exercise):
     )
     solution_code = """
 client.set_registered_model_alias(MODEL_NAME, "challenger", best_version.version)
-challenger_model = mlflow.spark.load_model(f"models:/{MODEL_NAME}@challenger")
+challenger_model = spark_flavor.load_model(f"models:/{MODEL_NAME}@challenger")
 challenger_auc = evaluator.evaluate(challenger_model.transform(test_rows))
 if challenger_auc > champion_auc + TIE:
     old = client.get_model_version_by_alias(MODEL_NAME, "champion").version

@@ -192,7 +192,7 @@ class RegisterAndDescribe(Exercise):
     )
     solution_code = """
 with mlflow.start_run(run_id=best_run_id):
-    info = mlflow.spark.log_model(servable(best_run_id), "rf_model", pip_requirements=PIP_REQUIREMENTS,
+    info = spark_flavor.log_model(servable(best_run_id), "rf_model", pip_requirements=PIP_REQUIREMENTS,
                                   registered_model_name=MODEL_NAME)
 new_version = client.get_model_version(MODEL_NAME, info.registered_model_version)
 auc = client.get_run(best_run_id).data.metrics["AUC"]
@@ -230,8 +230,8 @@ class ChampionDecision(Exercise):
     )
     solution_code = """
 old_champion = client.get_model_version_by_alias(MODEL_NAME, "champion")
-champion_auc = evaluator.evaluate(mlflow.spark.load_model(f"models:/{MODEL_NAME}@champion").transform(test_rows))
-new_auc = evaluator.evaluate(mlflow.spark.load_model(f"models:/{MODEL_NAME}/{new_version.version}").transform(test_rows))
+champion_auc = evaluator.evaluate(spark_flavor.load_model(f"models:/{MODEL_NAME}@champion").transform(test_rows))
+new_auc = evaluator.evaluate(spark_flavor.load_model(f"models:/{MODEL_NAME}/{new_version.version}").transform(test_rows))
 if new_auc > champion_auc + TIE:
     client.set_registered_model_alias(MODEL_NAME, "champion", new_version.version)
     client.set_registered_model_alias(MODEL_NAME, "challenger", old_champion.version)

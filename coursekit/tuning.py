@@ -18,6 +18,7 @@ from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.tracking import MlflowClient
 
 from coursekit.data import FEATURES, LABEL
+from coursekit.spark_models import activate, spark_flavor
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -169,6 +170,7 @@ class Tuner:
         params.validate()
         from pyspark.ml.classification import RandomForestClassifier
 
+        activate(self.train.sparkSession)  # the panel calls this from its worker thread
         with self._lock:
             attempt = self.next_attempt()
             name = params.run_name(attempt)
@@ -209,9 +211,9 @@ class Tuner:
         Refits from the logged params when the model is no longer in memory
         (after a kernel restart): the seed makes it the same forest.
         """
-        import mlflow.spark
         import pyspark
 
+        activate(self.train.sparkSession)  # the panel calls this from its worker thread
         board = self.leaderboard()
         if board.empty:
             raise TuningError("No attempt yet: press Train & log first.")
@@ -227,7 +229,8 @@ class Tuner:
         # Save, then attach to the run with the client: no active run is needed, and a failure
         # here can never mark the best attempt's run as FAILED.
         with tempfile.TemporaryDirectory(prefix="course-model-") as tmp:
-            mlflow.spark.save_model(model, f"{tmp}/rf_model", pip_requirements=requirements)
+            # mlflow.spark itself; over Spark Connect the kit's stand-in (coursekit.spark_models).
+            spark_flavor(self.train.sparkSession).save_model(model, f"{tmp}/rf_model", pip_requirements=requirements)
             self.client.log_artifacts(run_id, f"{tmp}/rf_model", "rf_model")
         return f"runs:/{run_id}/rf_model"
 

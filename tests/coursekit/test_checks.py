@@ -17,6 +17,7 @@ from coursekit.checks import (
     incorrect,
     is_blank,
     not_attempted,
+    unsupported,
 )
 
 
@@ -170,7 +171,8 @@ def test_check_displays_html_text_and_the_machine_readable_copy(monkeypatch):
 
 @pytest.mark.parametrize(
     ("result", "words"),
-    [(correct("fine."), "✓ Correct"), (incorrect("no."), "✗ Not yet"), (not_attempted("blank."), "… Not attempted")],
+    [(correct("fine."), "✓ Correct"), (incorrect("no."), "✗ Not yet"), (not_attempted("blank."), "… Not attempted"),
+     (unsupported("Spark Connect: not here."), "– Not checkable here")],
 )
 def test_html_result_has_words_and_readable_contrast(result, words):
     from coursekit.checks import HTML_BADGES, format_result_html
@@ -178,7 +180,7 @@ def test_html_result_has_words_and_readable_contrast(result, words):
     block = format_result_html("q1", "Log parameters", result)
     assert words in block, "the words stay: colour is never the only signal"
     colours = {colour for _symbol, _words, colour in HTML_BADGES.values()}
-    assert len(colours) == 3
+    assert len(colours) == len(HTML_BADGES), "one colour per outcome"
     _symbol, _words, colour = HTML_BADGES[result.outcome]
     assert f"background:{colour};color:#ffffff" in block
     assert _contrast(colour, "#ffffff") >= 4.5, "label text must meet WCAG AA on its own background"
@@ -192,3 +194,9 @@ def test_html_result_escapes_the_message():
     block = format_result_html("q2", "Tag <a run>", incorrect("Tag user is '<script>alert(1)</script>' & more."))
     assert "<script>" not in block and "&lt;script&gt;" in block and "&amp; more" in block
     assert "Tag &lt;a run&gt;" in block
+
+
+def test_unsupported_is_neither_right_nor_wrong():
+    result = unsupported("Spark Connect: MLflow cannot log this model here.")
+    assert result.outcome is Outcome.UNSUPPORTED and result.outcome == "unsupported" and not result.correct
+    assert format_result("q1", "Log the model", result).startswith("⚪ Not checkable here — q1")
