@@ -15,7 +15,7 @@ from coursekit.java import require_java
 from coursekit.settings import Settings, load_settings
 from coursekit.spark import get_spark
 from coursekit import spark_models
-from coursekit.tracking import configure_tracking, ensure_experiment, ui_command
+from coursekit.tracking import configure_tracking, ensure_experiment, ui_hint
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -79,14 +79,13 @@ def start(experiment_name: str) -> Classroom:
     if not settings.spark_remote:
         require_java()
     tracking_uri = configure_tracking(settings)
-    ensure_experiment(experiment_name, settings)
+    experiment_id = ensure_experiment(experiment_name, settings)
     spark = get_spark(settings)
     engine = settings.spark_remote or settings.spark_master
     print(  # noqa: T201 - the setup cell reports to the learner
         f"Spark {spark.version} ({engine}) · MLflow {mlflow.__version__} · Python {platform.python_version()}\n"
         f"Tracking URI: {tracking_uri}\n"
         f"Experiment:   {experiment_name}\n"
-        f"MLflow UI:    paste this into a terminal, then open the link it prints for {experiment_name} "
-        f"(Ctrl+C stops it):\n              {ui_command(settings)}"
+        f"{ui_hint(settings, experiment_name, experiment_id)}"
     )
     return Classroom(spark=spark, experiment_name=experiment_name, tracking_uri=tracking_uri, settings=settings)
