@@ -38,7 +38,7 @@ def test_every_package_module_has_a_mirrored_test_module() -> None:
     untested = [m for m in MODULES if not (REPO / "tests" / "coursekit" / f"test_{m.split('.')[-1]}.py").exists()]
     # Modules exercised end to end by the notebook and command tests instead of unit tests.
     covered_elsewhere = {
-        "coursekit.classroom", "coursekit.spark", "coursekit.generate", "coursekit.refresh", "coursekit.errors",
+        "coursekit.classroom", "coursekit.generate", "coursekit.refresh", "coursekit.errors",
         "coursekit.ui_tour",  # tests/test_ui_browser.py drives it against the real UI
     }
     assert sorted(set(untested) - covered_elsewhere) == []
