@@ -150,7 +150,7 @@ def render_html(progress: Progress) -> str:
     """The same table as a self-contained page in the gradebook's style, each cell's check message on hover."""
     from coursekit.report import badge, page
 
-    head = "".join(f"<th>{escape(lesson)}<br>{escape(key)}</th>" for lesson, key in progress.columns)
+    head = "".join(f'<th title="{escape(lesson)}">{escape(lesson[:2])} {escape(key)}</th>' for lesson, key in progress.columns)
     rows = [f"<table><tr><th>learner</th>{head}<th>correct</th></tr>"]
     for learner in sorted(progress.cells):
         cells = progress.cells[learner]
@@ -163,7 +163,8 @@ def render_html(progress: Progress) -> str:
     blind = "".join(f"<li>{escape(lesson)} {escape(key)}: {escape(why)}</li>" for (lesson, key), why in progress.not_judged.items())
     body = (
         f"<h1>Class progress</h1>\n<p>Read from <code>{escape(progress.tracking_uri)}</code>: every exercise whose "
-        "check needs only the MLflow store.</p>\n" + "\n".join(rows)
+        "check needs only the MLflow store. Columns are lesson number and exercise (<code>01 q1</code>); hover a "
+        "cell for the check's message.</p>\n" + "\n".join(rows)
         + f"\n<h2>Not judged from the server</h2>\n<ul>{blind}</ul>"
     )
     return page("Class progress", body)

@@ -25,7 +25,11 @@ th { background: #f3f3f3; }
 .not-attempted { color: #777; } .status-ok { color: #17692f; } .status-bad { color: #a32020; font-weight: bold; }
 ul.reasons { color: #a32020; } code { white-space: pre-wrap; }
 """
-_BADGE = {"correct": "✅ correct", "incorrect": "❌ incorrect", "not attempted": "⏳ not attempted", "error": "⚠️ error"}
+# Marks every common font has (DejaVu included): colour emoji show as empty boxes in a browser without an emoji font.
+_BADGE = {
+    "correct": "✓ correct", "incorrect": "✗ incorrect", "not attempted": "… not attempted", "error": "⚠ error",
+    "unsupported": "– not checkable here",
+}
 
 
 def page_name(learner: str) -> str:
@@ -35,7 +39,7 @@ def page_name(learner: str) -> str:
 
 
 def badge(outcome: str) -> str:
-    """An outcome as the reports show it (``✅ correct``); unknown outcomes as they are."""
+    """An outcome as the reports show it (``✓ correct``); unknown outcomes as they are."""
     return _BADGE.get(outcome, outcome)
 
 

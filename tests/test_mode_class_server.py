@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -23,9 +24,12 @@ from coursekit.generate import KERNEL_NAME
 from coursekit.ports import first_free
 from coursekit.progress import SERVER_BLIND
 from coursekit.tracking import LEARNER_TAG
+from coursekit.ui_tour import VIEWPORT, launch
 
 pytestmark = [pytest.mark.modes, pytest.mark.notebook]
 
+SHOTS = REPO / ".ci-artifacts" / "class-server"
+WAIT_MS = 60_000
 LEARNERS = ("alice", "bob")
 LESSONS = ("01_first_run", "03_log_model", "06_model_registry")
 ALL_CHECKS = {"01_first_run": 5, "03_log_model": 5, "06_model_registry": 5}
@@ -79,13 +83,35 @@ def test_each_learner_passes_every_check(classroom, learner: str, lesson: str) -
 
 
 def test_the_setup_cell_links_the_servers_ui_instead_of_a_command(classroom, server: ClassServer) -> None:
-    setup = "".join(
-        out.get("text", "") for cell in classroom["notebooks"]["alice"]["01_first_run"].cells[:8]
-        for out in cell.get("outputs", []) if cell.cell_type == "code"
-    )
+    setup = _setup_output(classroom["notebooks"]["alice"]["01_first_run"])
     assert "Experiment:   alice-lesson-01-first-run" in setup
     assert f"{server.url}/#/experiments/" in setup and "workflowType=machine_learning" in setup
     assert "coursekit.ui" not in setup and "paste this into a terminal" not in setup
+
+
+def _setup_output(nb: nbformat.NotebookNode) -> str:
+    return "".join(out.get("text", "") for cell in nb.cells[:8] if cell.cell_type == "code" for out in cell.get("outputs", []))
+
+
+def test_the_printed_link_opens_the_learners_runs_in_a_fresh_browser(classroom, tmp_path: Path) -> None:
+    """What alice sees when she opens the link her setup cell printed: her lesson 1 runs, none of bob's."""
+    from playwright.sync_api import sync_playwright
+
+    link = re.search(r"http://\S+/#/experiments/\S+", _setup_output(classroom["notebooks"]["alice"]["01_first_run"])).group(0)
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        try:
+            page = browser.new_context(viewport=VIEWPORT).new_page()  # an empty profile
+            page.goto(link)
+            for run_name in ("ex1-params", "ex5-model"):
+                page.get_by_role("link", name=run_name, exact=True).first.wait_for(timeout=WAIT_MS)
+            page.get_by_text("alice-lesson-01-first-run").first.wait_for(timeout=WAIT_MS)
+            assert page.get_by_text("bob-lesson-01-first-run").count() == 0
+            assert page.get_by_text("Detect Issues").count() == 0  # the runs table, not the GenAI overview
+            SHOTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(SHOTS / "alice-printed-link.png"))
+        finally:
+            browser.close()
 
 
 def test_no_model_file_lands_on_a_learners_disk(classroom, server: ClassServer) -> None:
@@ -150,5 +176,21 @@ def test_the_progress_command_reports_both_learners_and_a_wrong_answer(classroom
     lesson, key = next(iter(SERVER_BLIND))
     assert f"{lesson} {key}: {SERVER_BLIND[(lesson, key)]}" in done.stdout
     assert "01_first_run q4: its check needs a value from the learner's notebook" in done.stdout
-    html = (out / "progress.html").read_text()
-    assert "alice" in html and "carol" in html and "Not judged from the server" in html
+    # The page as an instructor sees it in a browser.
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        try:
+            page = browser.new_context(viewport=VIEWPORT).new_page()
+            page.goto((out / "progress.html").as_uri())
+            carol = page.get_by_role("row").filter(has=page.get_by_role("cell", name="carol", exact=True))
+            assert carol.get_by_text("✗ incorrect", exact=True).count() == 1
+            alice = page.get_by_role("row").filter(has=page.get_by_role("cell", name="alice", exact=True))
+            assert alice.get_by_text("✓ correct", exact=True).count() == sum(
+                1 for column in rows["alice"] if column.startswith(LESSONS))
+            assert page.get_by_role("heading", name="Not judged from the server").is_visible()
+            SHOTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(SHOTS / "progress.png"), full_page=True)
+        finally:
+            browser.close()

@@ -49,7 +49,8 @@ def test_the_html_escapes_what_learners_wrote_and_lists_what_it_cannot_judge() -
     assert "<b>ann</b>" not in page and "&lt;b&gt;ann&lt;/b&gt;" in page
     assert 'title="q2: &lt;tag&gt; missing"' in page
     assert "Not judged from the server" in page and "01_first_run q4: why" in page
-    assert "✅ correct" in page and "❌ incorrect" in page
+    assert "✓ correct" in page and "✗ incorrect" in page
+    assert '<th title="01_first_run">01 q1</th>' in page
 
 
 def test_learners_are_found_by_the_course_experiments_tag(tmp_path: Path) -> None:

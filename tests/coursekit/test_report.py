@@ -31,7 +31,7 @@ def test_learner_page_shows_outcomes_points_messages_and_reasons() -> None:
     page = learner_page("ann", [_results()[0]], {"01_first_run": "notebooks/ann/01_first_run.ipynb"})
     assert "<h1>ann — 1 / 3 points</h1>" in page
     assert "✅ Correct — q1: Log parameters." in page
-    assert "0 / 2" in page and "⚠️ error" in page
+    assert "0 / 2" in page and "⚠ error" in page
     assert "cell 5 raised ValueError: &lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page
     assert "<script" not in page
     assert 'href="notebooks/ann/01_first_run.ipynb"' in page
