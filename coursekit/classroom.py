@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import platform
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -12,10 +13,10 @@ import mlflow
 from coursekit.data import verify_dataset
 from coursekit.errors import CourseSetupError
 from coursekit.java import require_java
-from coursekit.settings import Settings, load_settings
+from coursekit.settings import DATABRICKS_VERSION_VAR, Settings, load_settings
 from coursekit.spark import get_spark
 from coursekit import spark_models
-from coursekit.tracking import configure_tracking, ensure_experiment, ui_hint
+from coursekit.tracking import configure_tracking, ensure_experiment, ui_hint, use_dfs_tmp
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -65,27 +66,42 @@ def install_friendly_errors() -> None:
         shell.set_custom_exc((CourseSetupError,), _show_setup_error)
 
 
+def _engine(settings: Settings) -> str:
+    """How the setup cell names the Spark it uses."""
+    if settings.databricks:
+        kind = "serverless" if settings.serverless else "classic compute"
+        return f"Databricks {kind}, runtime {os.environ.get(DATABRICKS_VERSION_VAR, '?')}, the notebook's own session"
+    return settings.spark_remote or settings.spark_master
+
+
 def start(experiment_name: str) -> Classroom:
-    """Start local Spark, point MLflow at the course store, create the lesson's experiment.
+    """Start Spark, point MLflow at the course store, create the lesson's experiment.
 
     Missing Java or a missing dataset stops here with one line saying how to fix it.
-    Prints the versions, the tracking URI and the command that opens the MLflow UI. MLflow's usage
+    Prints the versions, the tracking URI and where to see the runs in the MLflow UI. MLflow's usage
     telemetry is off from here on (see :func:`coursekit.tracking.disable_telemetry`).
+    Inside Databricks the notebook's Spark session is used as it is (no Java check, no local settings),
+    runs go to the workspace's experiments, models to Unity Catalog, and Spark models pass through a
+    Unity Catalog volume (:func:`coursekit.tracking.use_dfs_tmp`).
     """
     install_friendly_errors()
     settings = load_settings()
     # Check what the learner can fix before anything slow starts.
     verify_dataset(settings)
-    if not settings.spark_remote:
+    if not settings.spark_remote and not settings.databricks:
         require_java()
     tracking_uri = configure_tracking(settings)
     experiment_id = ensure_experiment(experiment_name, settings)
     spark = get_spark(settings)
-    engine = settings.spark_remote or settings.spark_master
-    print(  # noqa: T201 - the setup cell reports to the learner
-        f"Spark {spark.version} ({engine}) · MLflow {mlflow.__version__} · Python {platform.python_version()}\n"
-        f"Tracking URI: {tracking_uri}\n"
-        f"Experiment:   {experiment_name}\n"
-        f"{ui_hint(settings, experiment_name, experiment_id)}"
-    )
+    lines = [
+        f"Spark {spark.version} ({_engine(settings)}) · MLflow {mlflow.__version__} · Python {platform.python_version()}",
+        f"Tracking URI: {tracking_uri}",
+    ]
+    if settings.registry_uri:
+        lines.append(f"Registry URI: {settings.registry_uri}")
+    lines.append(f"Experiment:   {experiment_name}")
+    if settings.databricks:
+        lines.append(use_dfs_tmp(settings, spark))
+    lines.append(ui_hint(settings, experiment_name, experiment_id))
+    print("\n".join(lines))  # noqa: T201 - the setup cell reports to the learner
     return Classroom(spark=spark, experiment_name=experiment_name, tracking_uri=tracking_uri, settings=settings)

@@ -12,13 +12,13 @@ from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
 from coursekit.checks import BLANK, CheckResult, Exercise, correct, incorrect, is_blank, not_attempted
-from coursekit.settings import course_name
+from coursekit.settings import experiment_name
 from coursekit.store import artifact_paths, find_latest_run, similar_keys, user_tags
 from coursekit.verdicts import (
     DELETE_HOW, HELD_OUT, NO_MATCH, missing_run, not_a_result, rows_scored, unfinished_run,
 )
 
-EXPERIMENT = course_name("lesson-01-first-run")
+EXPERIMENT = experiment_name("lesson-01-first-run")
 PARAMS_RUN = "ex1-params"
 TAGS_RUN = "ex2-tags"
 METRIC_RUN = "ex3-auc"

@@ -19,11 +19,11 @@ from mlflow.entities import Metric, Run
 from mlflow.tracking import MlflowClient
 
 from coursekit.checks import CheckResult, Exercise, close_to, correct, incorrect, is_blank, not_attempted
-from coursekit.settings import course_name
+from coursekit.settings import experiment_name
 from coursekit.store import artifact_paths, find_latest_run, similar_keys
 from coursekit.verdicts import missing_run, scored_on_wrong_rows, unfinished_run
 
-EXPERIMENT = course_name("lesson-02-log-metrics")
+EXPERIMENT = experiment_name("lesson-02-log-metrics")
 METRICS_RUN = "ex1-metrics"
 STEPS_RUN = "ex2-steps"
 FIGURES_RUN = "ex4-figures"

@@ -23,13 +23,13 @@ from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
 from coursekit.checks import BLANK, CheckResult, Exercise, close_to, correct, incorrect, is_blank, not_attempted, unsupported
-from coursekit.settings import course_name
+from coursekit.settings import experiment_name
 from coursekit.data import FEATURES, LABEL, PIMA_SHA256
 from coursekit.spark_models import CONNECT_PREFIX, is_connect
 from coursekit.store import artifact_paths, find_latest_run, similar_keys, user_tags
 from coursekit.verdicts import fitted_in_memory, importances_problem, missing_run, unfinished_run
 
-EXPERIMENT = course_name("lesson-03-log-model")
+EXPERIMENT = experiment_name("lesson-03-log-model")
 TRAIN_RUN = "rf-train"
 MODEL_RUN = "ex1-model"
 ARTIFACTS_RUN = "ex2-artifacts"

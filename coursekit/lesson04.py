@@ -15,10 +15,10 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from coursekit.checks import CheckResult, Exercise, correct, incorrect, is_blank, not_attempted
-from coursekit.settings import course_name
+from coursekit.settings import experiment_name
 from coursekit.verdicts import DELETE_HOW
 
-EXPERIMENT = course_name("lesson-04-compare-runs")
+EXPERIMENT = experiment_name("lesson-04-compare-runs")
 GRID_TAG = "grid"
 GRID_VALUE = "numTrees x maxDepth"
 Q1_TREES = "20"

@@ -6,12 +6,12 @@ from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
 from coursekit.checks import CheckResult, Exercise, correct, incorrect, is_blank, not_attempted
-from coursekit.settings import course_name
+from coursekit.settings import experiment_name
 from coursekit.store import artifact_paths
 from coursekit.tuning import SOURCE, SOURCE_TAG, ForestParams
 from coursekit.verdicts import same_param
 
-EXPERIMENT = course_name("lesson-05-tune")
+EXPERIMENT = experiment_name("lesson-05-tune")
 TARGET_AUC = 0.84
 SETTINGS = tuple(ForestParams.__dataclass_fields__)
 

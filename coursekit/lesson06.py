@@ -19,12 +19,12 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from coursekit.checks import CheckResult, Exercise, correct, incorrect, is_blank, not_attempted
-from coursekit.settings import course_name
+from coursekit.settings import experiment_name, model_name
 from coursekit.store import best_run_by_metric, similar_keys
 from coursekit.verdicts import not_a_result, same_param
 
-EXPERIMENT = course_name("lesson-06-registry")
-MODEL_NAME = course_name("pima-diabetes-rf")
+EXPERIMENT = experiment_name("lesson-06-registry")
+MODEL_NAME = model_name("pima-diabetes-rf")
 MODEL_PATH = "rf_model"
 CHAMPION = "champion"
 CHALLENGER = "challenger"

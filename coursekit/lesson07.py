@@ -23,7 +23,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from coursekit.checks import CheckResult, Exercise, correct, incorrect, is_blank, not_attempted
-from coursekit.settings import course_name
+from coursekit.settings import experiment_name
 from coursekit.lesson06 import (
     CHALLENGER, CHAMPION, MODEL_NAME, TIE, alias_case_mistake, auc_tag_problem, model_aliases, registered_versions,
     resolve_version, version_run,
@@ -33,7 +33,7 @@ from coursekit.tuning import ATTEMPT_TAG, SOURCE, SOURCE_TAG, ForestParams
 if TYPE_CHECKING:
     import pandas as pd
 
-EXPERIMENT = course_name("lesson-07-capstone")
+EXPERIMENT = experiment_name("lesson-07-capstone")
 BUDGET = 6
 MAX_DEPTH_LIMIT = 8
 

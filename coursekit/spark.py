@@ -1,8 +1,10 @@
-"""The one gateway to Spark: a local session sized for a 2-core laptop, a standalone cluster, or Spark Connect."""
+"""The one gateway to Spark: a local session sized for a 2-core laptop, a standalone cluster, Spark Connect,
+or the session Databricks already started."""
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import re
@@ -125,17 +127,67 @@ def driver_log(settings: Settings) -> Path:
     return settings.data_dir / "spark" / "driver.log"
 
 
+def _notebook_spark() -> SparkSession | None:
+    """The session a Databricks notebook was given (``spark`` in its namespace, or the active one), else None."""
+    from pyspark.sql import SparkSession
+
+    try:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+    except ImportError:  # pragma: no cover
+        shell = None
+    given = shell.user_ns.get("spark") if shell is not None else None
+    if given is not None and hasattr(given, "sql"):
+        return given
+    return SparkSession.getActiveSession()
+
+
+def databricks_spark() -> SparkSession:
+    """The SparkSession Databricks started for this notebook, classic or serverless (Spark Connect).
+
+    Nothing is configured: the compute's settings are Databricks', and serverless has no ``sparkContext``
+    (so no ``setLogLevel``). ``SparkSession.builder.getOrCreate()`` returns the same session when no
+    notebook session is found (a job, a file run with ``%run``).
+    """
+    from pyspark.sql import SparkSession
+
+    spark = _notebook_spark()
+    if spark is None:
+        spark = SparkSession.builder.getOrCreate()
+    log.info("using the Databricks session (Spark %s)", spark.version)
+    return spark
+
+
+@functools.cache
+def workspace_user() -> str:
+    """The Databricks user running the notebook (``current_user()``: the e-mail address the workspace knows).
+
+    Names the learner's experiment folder ``/Users/<user>/``. Asked once per kernel.
+    """
+    row = databricks_spark().sql("SELECT current_user() AS user").first()
+    user = str(row["user"]) if row is not None else ""
+    if not user:
+        from coursekit.errors import CourseSetupError
+
+        raise CourseSetupError("Spark's current_user() is empty: run the lesson in a Databricks notebook attached to compute.")
+    return user
+
+
 def get_spark(settings: Settings | None = None) -> SparkSession:
     """Return the course's SparkSession, starting it on first use.
 
     Local mode by default; ``SPARK_REMOTE`` switches to Spark Connect and
-    ``COURSE_SPARK_MASTER`` to another master (see :func:`spark_conf`). Raises
-    :class:`coursekit.errors.JavaMissingError` before starting a driver JVM
+    ``COURSE_SPARK_MASTER`` to another master (see :func:`spark_conf`). Inside
+    Databricks the notebook's own session is used as it is (:func:`databricks_spark`).
+    Raises :class:`coursekit.errors.JavaMissingError` before starting a driver JVM
     that could not work.
     """
     from pyspark.sql import SparkSession
 
     settings = settings or load_settings()
+    if settings.databricks:
+        return databricks_spark()
     if settings.spark_remote:
         log.info("connecting to Spark Connect at %s", settings.spark_remote)
         return SparkSession.builder.remote(settings.spark_remote).appName(APP_NAME).getOrCreate()

@@ -1,13 +1,17 @@
-"""The one gateway to the MLflow store: tracking URI, experiments, their layout, and MLflow's telemetry."""
+"""The one gateway to the MLflow store: tracking and registry URIs, experiments, their layout, MLflow's telemetry,
+and on Databricks the workspace folder and the Unity Catalog volume that Spark models pass through."""
 
 from __future__ import annotations
 
 import logging
 import os
+import posixpath
 import shlex
 import sys
 import urllib.request
 from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 # MLflow 3 sends usage telemetry unless told not to (mlflow/telemetry/utils.py `is_telemetry_disabled`:
 # MLFLOW_DISABLE_TELEMETRY, DO_NOT_TRACK, or a CI variable). `import mlflow` builds its telemetry
@@ -20,8 +24,11 @@ import mlflow  # noqa: E402 - after the telemetry default
 import mlflow.telemetry  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 
-from coursekit.errors import TrackingServerError  # noqa: E402
+from coursekit.errors import CourseSetupError, TrackingServerError  # noqa: E402
 from coursekit.settings import Settings, load_settings  # noqa: E402
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +43,9 @@ COURSE_TAG = "course"
 COURSE_NAME = "mlflow-spark-course"
 # Whose experiment it is, on a tracking server shared by a class (coursekit.progress reads it).
 LEARNER_TAG = "course.learner"
+# MLflow's setting for where mlflow.spark stages a model's files; on Databricks a Unity Catalog volume.
+DFS_TMP = "MLFLOW_DFS_TMP"
+COURSE_VOLUME = "mlflow_course"
 
 
 def telemetry_off(environ: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -86,11 +96,14 @@ def configure_tracking(settings: Settings | None = None) -> str:
     """
     disable_telemetry()
     settings = settings or load_settings()
-    if settings.remote_store:
+    if is_server := settings.tracking_uri.strip().lower().startswith(("http://", "https://")):
         require_server(settings.tracking_uri)
-    else:
+    elif not settings.remote_store:
         settings.artifact_root.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(settings.tracking_uri)
+    if settings.registry_uri:
+        mlflow.set_registry_uri(settings.registry_uri)
+    log.debug("tracking %s (server: %s), registry %s", settings.tracking_uri, is_server, settings.registry_uri)
     # Creating the SQLite tables logs two INFO lines per new store; they mean nothing to a learner.
     db_logger = logging.getLogger("mlflow.store.db.utils")
     previous = db_logger.level
@@ -125,6 +138,8 @@ def ensure_experiment(name: str, settings: Settings | None = None) -> str:
             if existing.tags.get(key) != value:
                 client.set_experiment_tag(existing.experiment_id, key, value)
         return existing.experiment_id
+    if settings.databricks:
+        make_workspace_folder(posixpath.dirname(name))
     if settings.remote_store:
         experiment_id = client.create_experiment(name, tags=tags)
         log.info("created experiment %s (%s) on %s", name, experiment_id, settings.tracking_uri)
@@ -135,13 +150,78 @@ def ensure_experiment(name: str, settings: Settings | None = None) -> str:
     return experiment_id
 
 
+def make_workspace_folder(folder: str) -> None:
+    """Create the workspace folder ``folder`` (``/Users/<you>/mlflow-course``) if it is missing.
+
+    Databricks refuses an experiment whose parent folder does not exist ("RESOURCE_DOES_NOT_EXIST: Parent
+    directory … does not exist"). The Databricks SDK (a dependency of MLflow) authenticates by itself in a
+    notebook; ``mkdirs`` leaves an existing folder alone.
+    """
+    try:
+        from databricks.sdk import WorkspaceClient
+
+        WorkspaceClient().workspace.mkdirs(folder)
+    except Exception as error:  # noqa: BLE001 - the SDK's auth, permission and HTTP errors all mean the same here
+        raise CourseSetupError(
+            f"Could not create the workspace folder {folder} ({type(error).__name__}: {str(error)[:120]}): "
+            "create it in the Workspace browser (Create > Folder) and run the cell again."
+        ) from error
+    log.info("workspace folder %s is there", folder)
+
+
+def volume_path(settings: Settings) -> str:
+    """The Unity Catalog volume the course's Spark models pass through: ``/Volumes/<catalog>/<schema>/mlflow_course``."""
+    return f"/Volumes/{settings.catalog}/{settings.schema}/{COURSE_VOLUME}"
+
+
+def create_volume_sql(settings: Settings) -> str:
+    """The SQL that creates :func:`volume_path`'s volume when it is missing (a managed volume)."""
+    return f"CREATE VOLUME IF NOT EXISTS `{settings.catalog}`.`{settings.schema}`.`{COURSE_VOLUME}`"
+
+
+def use_dfs_tmp(settings: Settings, spark: SparkSession, environ: dict[str, str] | Any = None) -> str:
+    """Point ``MLFLOW_DFS_TMP`` at a Unity Catalog volume for ``mlflow.spark``, and say what was chosen (one line).
+
+    On serverless and standard-access compute MLflow stages a Spark model's files in a ``/Volumes/…`` path and
+    refuses anything else. A ``MLFLOW_DFS_TMP`` the learner set is kept as it is; otherwise the course's volume
+    is created if missing (``CREATE VOLUME IF NOT EXISTS``) and used.
+    """
+    env = os.environ if environ is None else environ
+    chosen = env.get(DFS_TMP, "").strip()
+    if chosen:
+        return f"Spark models: {DFS_TMP}={chosen} (from your environment)"
+    path = volume_path(settings)
+    if not Path(path).is_dir():
+        try:
+            spark.sql(create_volume_sql(settings))
+        except Exception as error:  # noqa: BLE001 - Spark's analysis and permission errors alike
+            raise CourseSetupError(
+                f"Could not create the volume {settings.catalog}.{settings.schema}.{COURSE_VOLUME} "
+                f"({type(error).__name__}): pick a catalog and schema you may write to in the widgets at the top, "
+                f"or set {DFS_TMP} to a /Volumes/... folder of yours."
+            ) from error
+        how = "created"
+    else:
+        how = "exists"
+    env[DFS_TMP] = path
+    return f"Spark models: {DFS_TMP}={path} (Unity Catalog volume, {how})"
+
+
 def experiment_link(settings: Settings, experiment_id: str) -> str:
     """The tracking server's page for an experiment's runs table ("Model training" view)."""
     return f"{settings.tracking_uri.rstrip('/')}/#/experiments/{experiment_id}/runs?{RUNS_VIEW}"
 
 
 def ui_hint(settings: Settings, experiment_name: str, experiment_id: str) -> str:
-    """What the setup cell says about the MLflow UI: a server's page for the experiment, or the command to paste."""
+    """What the setup cell says about the MLflow UI: a server's page for the experiment, or the command to paste.
+
+    On Databricks the UI is built in: the notebook's Experiment panel, and the experiment's own page.
+    """
+    if settings.databricks:
+        return (
+            f"MLflow UI:    built into Databricks: the flask icon (Experiment) in the notebook's right sidebar, or\n"
+            f"              Experiments in the left sidebar > {experiment_name}"
+        )
     if settings.remote_store:
         return (
             f"MLflow UI:    the tracking server's page for {experiment_name}:\n"
