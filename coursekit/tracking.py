@@ -219,8 +219,8 @@ def ui_hint(settings: Settings, experiment_name: str, experiment_id: str) -> str
     """
     if settings.databricks:
         return (
-            f"MLflow UI:    built into Databricks: the flask icon (Experiment) in the notebook's right sidebar, or\n"
-            f"              Experiments in the left sidebar > {experiment_name}"
+            "MLflow UI:    built into Databricks: the Experiment icon in the notebook's right sidebar lists this\n"
+            f"              lesson's runs; AI/ML > Experiments (left sidebar) opens {experiment_name}"
         )
     if settings.remote_store:
         return (

@@ -25,3 +25,28 @@ def test_setup_prints_the_ui_command_and_switches_telemetry_off(mlflow_store, mo
     assert shlex.split(command)[:3] == [sys.executable, "-m", "coursekit.ui"]
     assert "mlflow ui" not in command, "a bare `mlflow` is not on a terminal's PATH"
     assert os.environ["MLFLOW_DISABLE_TELEMETRY"] == "true"
+
+
+def test_on_databricks_setup_uses_the_notebooks_session_and_says_what_it_chose(mlflow_store, monkeypatch, capsys):
+    import mlflow
+
+    monkeypatch.setenv("DATABRICKS_RUNTIME_VERSION", "client.4.9")
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", f"sqlite:///{mlflow_store}/mlflow.db")
+    monkeypatch.setattr("coursekit.settings._notebook_dbutils", lambda: None)
+    monkeypatch.setattr(classroom, "verify_dataset", lambda settings: None)
+    monkeypatch.setattr(classroom, "require_java", lambda: (_ for _ in ()).throw(AssertionError("no Java check")))
+    monkeypatch.setattr(classroom, "get_spark", lambda settings: SimpleNamespace(version="4.0.0"))
+    monkeypatch.setattr(tracking, "make_workspace_folder", lambda folder: None)
+    monkeypatch.setattr(classroom, "use_dfs_tmp", lambda settings, spark: "Spark models: MLFLOW_DFS_TMP=/Volumes/x (…)")
+    before = mlflow.get_registry_uri()
+    try:
+        room = classroom.start("/Users/ada@example.com/mlflow-course/lesson-xx")
+    finally:
+        mlflow.set_registry_uri(before)
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("Spark 4.0.0 (Databricks serverless, runtime client.4.9, the notebook's own session)")
+    assert out[2] == f"Registry URI: sqlite:///{mlflow_store}/mlflow.db"
+    assert out[3] == "Experiment:   /Users/ada@example.com/mlflow-course/lesson-xx"
+    assert out[4] == "Spark models: MLFLOW_DFS_TMP=/Volumes/x (…)"
+    assert out[5].startswith("MLflow UI:    built into Databricks") and "coursekit.ui" not in "\n".join(out)
+    assert room.settings.databricks and room.settings.serverless and not room.connect

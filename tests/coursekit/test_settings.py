@@ -10,7 +10,9 @@ from coursekit import settings
 from coursekit.settings import REPO_ROOT, load_settings
 
 VARIABLES = ("COURSE_DATA_DIR", "MLFLOW_TRACKING_URI", "COURSE_SPARK_MASTER", "SPARK_REMOTE",
-             "COURSE_DRIVER_MEMORY", "COURSE_DATASETS_DIR", "COURSE_SPARK_QUICK_JIT", "COURSE_LEARNER")
+             "COURSE_DRIVER_MEMORY", "COURSE_DATASETS_DIR", "COURSE_SPARK_QUICK_JIT", "COURSE_LEARNER",
+             "DATABRICKS_RUNTIME_VERSION", "DATABRICKS_ENV_VERSION", "MLFLOW_REGISTRY_URI", "COURSE_CATALOG",
+             "COURSE_SCHEMA")
 
 
 @pytest.fixture
@@ -131,3 +133,130 @@ def test_course_learner_wins_and_is_made_safe_for_names(clean_env, tmp_path):
 def test_a_learner_name_without_letters_is_a_clear_error():
     with pytest.raises(ValueError, match="COURSE_LEARNER='@@' has no letters or digits"):
         settings.learner_name("@@")
+
+
+# --- Databricks: what changes when DATABRICKS_RUNTIME_VERSION is set ------------------------------------------
+
+
+class FakeWidgets:
+    """dbutils.widgets as a Databricks notebook has it: get raises for a widget that does not exist."""
+
+    def __init__(self, values: dict[str, str] | None = None) -> None:
+        self.values = dict(values or {})
+        self.created: list[tuple[str, str, str]] = []
+
+    def get(self, name: str) -> str:
+        if name not in self.values:
+            raise ValueError(f"InputWidgetNotDefined: No input widget named {name} is defined")
+        return self.values[name]
+
+    def text(self, name: str, default: str, label: str) -> None:
+        self.created.append((name, default, label))
+        self.values[name] = default
+
+
+@pytest.fixture
+def databricks(clean_env, monkeypatch):
+    """A Databricks notebook's environment: the runtime variable, no dbutils unless a test adds one."""
+    clean_env.setenv("DATABRICKS_RUNTIME_VERSION", "17.3")
+    monkeypatch.setattr(settings, "_notebook_dbutils", lambda: None)
+    return clean_env
+
+
+@pytest.mark.parametrize(("env", "inside", "serverless"), [
+    ({}, False, False),
+    ({"DATABRICKS_RUNTIME_VERSION": ""}, False, False),
+    ({"DATABRICKS_RUNTIME_VERSION": "17.3"}, True, False),
+    ({"DATABRICKS_RUNTIME_VERSION": "client.4.9"}, True, True),
+    ({"DATABRICKS_RUNTIME_VERSION": "16.4", "DATABRICKS_ENV_VERSION": "4"}, True, True),
+    ({"DATABRICKS_ENV_VERSION": "4"}, False, False),
+])
+def test_databricks_is_detected_by_its_runtime_variable(env, inside, serverless):
+    assert settings.on_databricks(env) is inside
+    assert settings.on_serverless(env) is serverless
+
+
+def test_databricks_defaults(databricks, tmp_path, monkeypatch):
+    monkeypatch.setattr(settings.tempfile, "gettempdir", lambda: str(tmp_path))
+    s = load_settings()
+    assert s.databricks and not s.serverless
+    assert s.tracking_uri == "databricks"
+    assert s.registry_uri == "databricks-uc"
+    assert s.remote_store, "the workspace decides where artifacts go"
+    assert s.learner is None
+    assert s.data_dir == tmp_path / "mlflow-course", "scratch space on the driver's disk, not in the Git folder"
+    assert (s.catalog, s.schema) == ("workspace", "default")
+
+
+def test_databricks_keeps_explicit_uris_and_ignores_course_learner(databricks):
+    databricks.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999")
+    databricks.setenv("MLFLOW_REGISTRY_URI", "http://127.0.0.1:5998")
+    databricks.setenv("COURSE_LEARNER", "ada")
+    s = load_settings()
+    assert (s.tracking_uri, s.registry_uri, s.learner) == ("http://127.0.0.1:5999", "http://127.0.0.1:5998", None)
+
+
+def test_local_settings_have_no_registry_uri(clean_env, tmp_path):
+    clean_env.setenv("COURSE_DATA_DIR", str(tmp_path))
+    s = load_settings()
+    assert not s.databricks and s.registry_uri is None and s.tracking_uri.startswith("sqlite:///")
+
+
+def test_databricks_names_experiments_by_workspace_path(databricks, monkeypatch):
+    import coursekit.spark
+
+    monkeypatch.setattr(coursekit.spark, "workspace_user", lambda: "ada@example.com")
+    assert settings.experiment_name("lesson-01-first-run") == "/Users/ada@example.com/mlflow-course/lesson-01-first-run"
+
+
+def test_databricks_model_names_have_three_parts(databricks):
+    assert settings.model_name("pima-diabetes-rf") == "workspace.default.pima_diabetes_rf"
+    databricks.setenv("COURSE_CATALOG", "main")
+    databricks.setenv("COURSE_SCHEMA", "ml_course")
+    assert settings.model_name("pima-diabetes-rf") == "main.ml_course.pima_diabetes_rf"
+
+
+def test_local_names_are_unchanged(clean_env, tmp_path):
+    clean_env.setenv("COURSE_DATA_DIR", str(tmp_path))
+    assert settings.experiment_name("lesson-01-first-run") == "lesson-01-first-run"
+    assert settings.model_name("pima-diabetes-rf") == "pima-diabetes-rf"
+
+
+def test_the_setup_cell_widgets_are_created_with_the_environment_as_default(databricks, monkeypatch):
+    widgets = FakeWidgets()
+    monkeypatch.setattr(settings, "_notebook_dbutils", lambda: type("DbUtils", (), {"widgets": widgets})())
+    databricks.setenv("COURSE_CATALOG", "main")
+    s = load_settings()
+    assert (s.catalog, s.schema) == ("main", "default")
+    assert [(name, default) for name, default, _ in widgets.created] == [("catalog", "main"), ("schema", "default")]
+
+
+def test_a_widget_the_learner_changed_wins_over_the_environment(databricks, monkeypatch):
+    widgets = FakeWidgets({"catalog": "sandbox", "schema": "ada"})
+    monkeypatch.setattr(settings, "_notebook_dbutils", lambda: type("DbUtils", (), {"widgets": widgets})())
+    databricks.setenv("COURSE_CATALOG", "main")
+    assert settings.model_name("pima-diabetes-rf") == "sandbox.ada.pima_diabetes_rf"
+    assert widgets.created == []
+
+
+@pytest.mark.parametrize("bad", ["my-catalog", "main.default", "", "a b", "`x`"])
+def test_a_catalog_that_is_not_a_plain_name_is_one_line_with_the_fix(databricks, bad):
+    from coursekit.errors import CourseSetupError
+
+    databricks.setenv("COURSE_CATALOG", bad or " ")
+    with pytest.raises(CourseSetupError, match="not a plain Unity Catalog name: use letters, digits and _ only") as info:
+        load_settings()
+    assert "\n" not in str(info.value)
+
+
+def test_widgets_are_read_from_the_notebook_namespace(monkeypatch):
+    from IPython.testing.globalipapp import get_ipython as test_shell
+
+    shell = test_shell()
+    marker = object()
+    shell.user_ns["dbutils"] = marker
+    try:
+        monkeypatch.setattr("IPython.get_ipython", lambda: shell)
+        assert settings._notebook_dbutils() is marker
+    finally:
+        shell.user_ns.pop("dbutils", None)

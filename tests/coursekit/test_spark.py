@@ -109,3 +109,89 @@ def test_get_spark_builds_the_session_for_the_master(settings, monkeypatch, mast
     assert os.environ.get("SPARK_LOCAL_IP") == local_ip
     # Executors run the kernel's interpreter, on a cluster too.
     assert os.environ["PYSPARK_PYTHON"] == sys.executable
+
+
+# --- Databricks: the notebook's own session, used as it is ------------------------------------------------------
+
+
+class _NotebookSession:
+    """A stand-in for the session Databricks puts into a notebook: it records every call made on it."""
+
+    version = "4.0.0"
+
+    def __init__(self, user: str = "ada@example.com") -> None:
+        self.calls: list[str] = []
+        self.user = user
+
+    def sql(self, query: str) -> _NotebookSession:
+        self.calls.append(query)
+        return self
+
+    def first(self) -> dict[str, str]:
+        return {"user": self.user}
+
+    @property
+    def sparkContext(self):  # noqa: N802 - Spark's name
+        raise AssertionError("serverless has no sparkContext: the course must not touch it on Databricks")
+
+
+@pytest.fixture
+def on_databricks(settings, monkeypatch):
+    monkeypatch.setattr(spark, "require_java", lambda: pytest.fail("no Java check on Databricks"))
+    spark.workspace_user.cache_clear()
+    yield replace(settings, databricks=True)
+    spark.workspace_user.cache_clear()
+
+
+def _no_builder(monkeypatch):
+    from pyspark.sql import SparkSession
+
+    monkeypatch.setattr(SparkSession.Builder, "config", lambda *a, **k: pytest.fail("no Spark settings on Databricks"))
+    monkeypatch.setattr(SparkSession.Builder, "master", lambda *a, **k: pytest.fail("no master on Databricks"))
+
+
+def test_databricks_uses_the_notebooks_session_as_it_is(on_databricks, monkeypatch):
+    notebook = _NotebookSession()
+    monkeypatch.setattr(spark, "_notebook_spark", lambda: notebook)
+    _no_builder(monkeypatch)
+    assert spark.get_spark(on_databricks) is notebook
+    assert notebook.calls == [], "nothing is configured, no log level set"
+
+
+def test_databricks_without_a_notebook_session_asks_the_builder_for_the_existing_one(on_databricks, monkeypatch):
+    from pyspark.sql import SparkSession
+
+    existing = _NotebookSession()
+    monkeypatch.setattr(spark, "_notebook_spark", lambda: None)
+    monkeypatch.setattr(SparkSession.Builder, "getOrCreate", lambda builder: existing)
+    _no_builder(monkeypatch)
+    assert spark.get_spark(on_databricks) is existing
+
+
+def test_the_notebook_session_is_found_in_the_notebook_namespace(monkeypatch):
+    from IPython.testing.globalipapp import get_ipython as test_shell
+
+    shell = test_shell()
+    notebook = _NotebookSession()
+    shell.user_ns["spark"] = notebook
+    try:
+        monkeypatch.setattr("IPython.get_ipython", lambda: shell)
+        assert spark._notebook_spark() is notebook
+    finally:
+        shell.user_ns.pop("spark", None)
+
+
+def test_workspace_user_is_current_user_asked_once(on_databricks, monkeypatch):
+    notebook = _NotebookSession("ada@example.com")
+    monkeypatch.setattr(spark, "_notebook_spark", lambda: notebook)
+    assert spark.workspace_user() == "ada@example.com"
+    assert spark.workspace_user() == "ada@example.com"
+    assert notebook.calls == ["SELECT current_user() AS user"]
+
+
+def test_an_empty_current_user_is_one_line(on_databricks, monkeypatch):
+    from coursekit.errors import CourseSetupError
+
+    monkeypatch.setattr(spark, "_notebook_spark", lambda: _NotebookSession(""))
+    with pytest.raises(CourseSetupError, match="current_user\\(\\) is empty"):
+        spark.workspace_user()

@@ -165,3 +165,128 @@ def test_the_setup_cell_links_a_servers_ui_and_prints_the_command_for_a_private_
         "MLflow UI:    the tracking server's page for ada-lesson-xx:\n"
         "              http://10.1.2.3:5055/#/experiments/3/runs?workflowType=machine_learning"
     )
+
+
+# --- Databricks: registry, workspace folder, Unity Catalog volume ----------------------------------------------
+
+import dataclasses  # noqa: E402
+
+import pytest  # noqa: E402
+
+from coursekit.errors import CourseSetupError  # noqa: E402
+from coursekit.settings import load_settings  # noqa: E402
+
+
+@pytest.fixture
+def registry_restored():
+    """MLflow's registry URI is put back after the test (set_registry_uri also exports MLFLOW_REGISTRY_URI)."""
+    before_uri, before_env = mlflow.get_registry_uri(), os.environ.get("MLFLOW_REGISTRY_URI")
+    yield
+    mlflow.set_registry_uri(before_uri)
+    if before_env is None:
+        os.environ.pop("MLFLOW_REGISTRY_URI", None)
+    else:
+        os.environ["MLFLOW_REGISTRY_URI"] = before_env
+
+
+class _FakeWorkspace:
+    """``databricks.sdk.WorkspaceClient`` as far as the course uses it: ``workspace.mkdirs``."""
+
+    made: list[str] = []
+    fail: Exception | None = None
+
+    def __init__(self) -> None:
+        self.workspace = self
+
+    def mkdirs(self, path: str) -> None:
+        if self.fail:
+            raise self.fail
+        self.made.append(path)
+
+
+@pytest.fixture
+def fake_sdk(monkeypatch):
+    import databricks.sdk
+
+    _FakeWorkspace.made, _FakeWorkspace.fail = [], None
+    monkeypatch.setattr(databricks.sdk, "WorkspaceClient", _FakeWorkspace)
+    return _FakeWorkspace
+
+
+def test_configure_tracking_sets_the_registry_uri_when_there_is_one(mlflow_store, monkeypatch, registry_restored):
+    settings = dataclasses.replace(load_settings(), registry_uri=f"sqlite:///{mlflow_store}/registry.db")
+    tracking.configure_tracking(settings)
+    assert mlflow.get_registry_uri() == settings.registry_uri
+
+
+def test_on_databricks_the_experiment_folder_is_made_first_and_no_artifact_location_is_set(mlflow_store, fake_sdk):
+    settings = dataclasses.replace(load_settings(), databricks=True)
+    name = "/Users/ada@example.com/mlflow-course/lesson-xx"
+    experiment_id = tracking.ensure_experiment(name, settings)
+    assert fake_sdk.made == ["/Users/ada@example.com/mlflow-course"]
+    experiment = MlflowClient().get_experiment(experiment_id)
+    assert experiment.name == name
+    assert not experiment.artifact_location.startswith(f"file://{mlflow_store}"), "the workspace decides"
+    tracking.ensure_experiment(name, settings)
+    assert fake_sdk.made == ["/Users/ada@example.com/mlflow-course"], "an existing experiment needs no folder"
+
+
+def test_a_folder_the_workspace_refuses_is_one_line_with_the_fix(mlflow_store, fake_sdk):
+    fake_sdk.fail = PermissionError("PERMISSION_DENIED: no write access\nsecond line of detail")
+    settings = dataclasses.replace(load_settings(), databricks=True)
+    with pytest.raises(CourseSetupError) as caught:
+        tracking.ensure_experiment("/Users/ada@example.com/mlflow-course/lesson-xx", settings)
+    message = str(caught.value)
+    assert message.startswith("Could not create the workspace folder /Users/ada@example.com/mlflow-course (PermissionError")
+    assert message.endswith("create it in the Workspace browser (Create > Folder) and run the cell again.")
+
+
+class _SqlRecorder:
+    def __init__(self, fail: Exception | None = None) -> None:
+        self.queries: list[str] = []
+        self.fail = fail
+
+    def sql(self, query: str) -> None:
+        self.queries.append(query)
+        if self.fail:
+            raise self.fail
+
+
+def _databricks_settings(**changes):
+    return dataclasses.replace(load_settings(), databricks=True, **changes)
+
+
+def test_the_course_volume_is_created_and_becomes_mlflow_dfs_tmp(mlflow_store):
+    spark, env = _SqlRecorder(), {}
+    line = tracking.use_dfs_tmp(_databricks_settings(catalog="main", schema="ml"), spark, env)
+    assert spark.queries == ["CREATE VOLUME IF NOT EXISTS `main`.`ml`.`mlflow_course`"]
+    assert env == {"MLFLOW_DFS_TMP": "/Volumes/main/ml/mlflow_course"}
+    assert line == "Spark models: MLFLOW_DFS_TMP=/Volumes/main/ml/mlflow_course (Unity Catalog volume, created)"
+
+
+def test_an_mlflow_dfs_tmp_the_learner_set_is_kept(mlflow_store):
+    spark, env = _SqlRecorder(), {"MLFLOW_DFS_TMP": "/Volumes/main/ada/scratch"}
+    line = tracking.use_dfs_tmp(_databricks_settings(), spark, env)
+    assert spark.queries == [] and env == {"MLFLOW_DFS_TMP": "/Volumes/main/ada/scratch"}
+    assert line == "Spark models: MLFLOW_DFS_TMP=/Volumes/main/ada/scratch (from your environment)"
+
+
+def test_an_existing_volume_is_not_created_again(mlflow_store, monkeypatch):
+    settings = _databricks_settings()
+    monkeypatch.setattr(tracking.Path, "is_dir", lambda self: str(self) == "/Volumes/workspace/default/mlflow_course")
+    spark, env = _SqlRecorder(), {}
+    line = tracking.use_dfs_tmp(settings, spark, env)
+    assert spark.queries == [] and line.endswith("(Unity Catalog volume, exists)")
+
+
+def test_a_volume_that_cannot_be_created_is_one_line_with_the_fix(mlflow_store):
+    spark = _SqlRecorder(fail=RuntimeError("[PERMISSION_DENIED] User does not have CREATE VOLUME on Schema"))
+    with pytest.raises(CourseSetupError, match=r"^Could not create the volume workspace\.default\.mlflow_course "
+                                               r"\(RuntimeError\): pick a catalog and schema you may write to"):
+        tracking.use_dfs_tmp(_databricks_settings(), spark, {})
+
+
+def test_on_databricks_the_setup_cell_points_at_the_built_in_ui(mlflow_store):
+    hint = tracking.ui_hint(_databricks_settings(), "/Users/ada@example.com/mlflow-course/lesson-01-first-run", "7")
+    assert "coursekit.ui" not in hint and "http" not in hint
+    assert hint.endswith("/Users/ada@example.com/mlflow-course/lesson-01-first-run")
