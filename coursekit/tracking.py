@@ -43,6 +43,8 @@ COURSE_TAG = "course"
 COURSE_NAME = "mlflow-spark-course"
 # Whose experiment it is, on a tracking server shared by a class (coursekit.progress reads it).
 LEARNER_TAG = "course.learner"
+#: Where Databricks shows a notebook's runs (its documentation: "View notebook experiment", "Experiments").
+DATABRICKS_UI = "the Experiment icon in the notebook's right sidebar, or AI/ML > Experiments in the left sidebar"
 # MLflow's setting for where mlflow.spark stages a model's files; on Databricks a Unity Catalog volume.
 DFS_TMP = "MLFLOW_DFS_TMP"
 COURSE_VOLUME = "mlflow_course"
@@ -219,8 +221,8 @@ def ui_hint(settings: Settings, experiment_name: str, experiment_id: str) -> str
     """
     if settings.databricks:
         return (
-            "MLflow UI:    built into Databricks: the Experiment icon in the notebook's right sidebar lists this\n"
-            f"              lesson's runs; AI/ML > Experiments (left sidebar) opens {experiment_name}"
+            f"MLflow UI:    built into Databricks: {DATABRICKS_UI}\n"
+            f"              > {experiment_name}"
         )
     if settings.remote_store:
         return (

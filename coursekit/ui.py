@@ -29,7 +29,7 @@ from types import FrameType
 from coursekit.errors import CourseSetupError
 from coursekit.ports import first_free
 from coursekit.settings import Settings, load_settings
-from coursekit.tracking import COURSE_NAME, COURSE_TAG, LEARNER_TAG, RUNS_VIEW, require_server, telemetry_off
+from coursekit.tracking import COURSE_NAME, COURSE_TAG, DATABRICKS_UI, LEARNER_TAG, RUNS_VIEW, require_server, telemetry_off
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,12 @@ class MlflowUI:
         return f"http://{HOST}:{self.port}"
 
     def experiment_url(self, experiment_id: str) -> str:
-        """Link to an experiment's runs table in the "Model training" view of the UI."""
+        """Link to an experiment's runs table in the "Model training" view of the UI.
+
+        On Databricks, where the UI is part of the workspace, it says where to click instead.
+        """
+        if self.settings.databricks:
+            return f"{DATABRICKS_UI} (experiment id {experiment_id})"
         return f"{self.url}/#/experiments/{experiment_id}/runs?{RUNS_VIEW}"
 
     @property
@@ -83,7 +88,13 @@ class MlflowUI:
         ]
 
     def start(self, timeout: float = 90.0) -> str:
-        """Start the server (or reuse the running one) and return its URL."""
+        """Start the server (or reuse the running one) and return its URL.
+
+        On Databricks nothing is started: the workspace has the UI built in; one line says where it is.
+        """
+        if self.settings.databricks:
+            print(f"Nothing to start on Databricks: its MLflow UI is built in: {DATABRICKS_UI}.")  # noqa: T201 - to the learner
+            return ""
         if self.settings.remote_store:
             require_server(self.settings.tracking_uri)
             return self.url
@@ -115,6 +126,8 @@ class MlflowUI:
     @property
     def running(self) -> bool:
         """True while the server process is alive (always, for a tracking server the course does not run)."""
+        if self.settings.databricks:
+            return False
         if self.settings.remote_store:
             return True
         return self._process is not None and self._process.poll() is None
@@ -195,6 +208,9 @@ def main(argv: list[str] | None = None) -> int:
     # Ctrl+C, `kill` or a closed terminal stop the server too (SIGINT explicitly: a shell may start us ignoring it).
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _interrupt)
+    if settings.databricks:
+        ui.start()
+        return 0
     if settings.remote_store:
         return _point_at_server(ui)
     try:

@@ -353,3 +353,20 @@ def _settings_for(folder: Path) -> Settings:
         data_dir=folder, datasets_dir=folder, tracking_uri=f"sqlite:///{folder / 'mlflow.db'}",
         artifact_root=folder / "artifacts", spark_master="local[1]", spark_remote=None, driver_memory="1g",
     )
+
+
+def test_on_databricks_the_ui_is_built_in_and_nothing_starts(tmp_path, monkeypatch, capsys):
+    from coursekit.settings import load_settings
+
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path))
+    settings = dataclasses.replace(load_settings(), databricks=True, tracking_uri="databricks")
+    monkeypatch.setattr(subprocess, "Popen", lambda *a, **k: pytest.fail("nothing may start on Databricks"))
+    ui = MlflowUI(settings=settings)
+    assert ui.start() == ""
+    assert capsys.readouterr().out == (
+        "Nothing to start on Databricks: its MLflow UI is built in: the Experiment icon in the notebook's right "
+        "sidebar, or AI/ML > Experiments in the left sidebar.\n"
+    )
+    assert not ui.running
+    assert ui.experiment_url("42").endswith("(experiment id 42)") and "http" not in ui.experiment_url("42")
+    ui.stop()
