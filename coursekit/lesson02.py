@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from unittest import mock
 
-from mlflow.entities import Metric, Run
+from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
 from coursekit.checks import CheckResult, Exercise, close_to, correct, incorrect, is_blank, not_attempted
