@@ -62,6 +62,11 @@ def is_connect(spark: SparkSession | None = None) -> bool:
             from pyspark.sql.utils import is_remote
 
             return is_remote()
+    return is_connect_session(spark)
+
+
+def is_connect_session(spark: SparkSession) -> bool:
+    """True when ``spark`` is a Spark Connect session: open-source Connect, or Databricks serverless and standard access."""
     return type(spark).__module__.startswith("pyspark.sql.connect")
 
 
@@ -71,9 +76,10 @@ def activate(spark: SparkSession) -> None:
     A Connect session is active only in the thread that created it, and pyspark.ml over Connect
     needs an active session (a fit in a worker thread, such as the tuning panel's, otherwise fails
     with a bare ``AssertionError``). PySpark 4.3 has no public call for this; classic sessions need nothing.
+    Databricks' serverless sessions are Connect sessions too, so this holds there as well.
     """
     cls = type(spark)
-    if is_connect(spark) and cls.getActiveSession() is None:
+    if is_connect_session(spark) and cls.getActiveSession() is None:
         setter = getattr(cls, "_set_default_and_active_session", None)
         if setter is not None:
             setter(spark)

@@ -132,3 +132,24 @@ def test_a_server_that_does_not_share_the_disk_is_one_clear_error(standin: Conne
 
 def test_activate_leaves_classic_sessions_alone() -> None:
     spark_models.activate(ClassicSession())  # type: ignore[arg-type]
+
+
+def test_activate_makes_a_databricks_serverless_session_active_in_a_worker_thread(monkeypatch) -> None:
+    """Serverless sessions are Connect sessions: the tuning panel's worker thread needs them active there too."""
+    made_active = []
+
+    class ServerlessSession(FakeConnectSession):
+        @classmethod
+        def getActiveSession(cls):  # noqa: N802 - PySpark's name
+            return None
+
+        @classmethod
+        def _set_default_and_active_session(cls, session):
+            made_active.append(session)
+
+    ServerlessSession.__module__ = "pyspark.sql.connect.session"
+    monkeypatch.setenv("DATABRICKS_RUNTIME_VERSION", "client.4.9")
+    session = ServerlessSession()
+    assert not is_connect(session), "MLflow logs Databricks' Connect models itself: no stand-in"
+    spark_models.activate(session)  # type: ignore[arg-type]
+    assert made_active == [session]
