@@ -87,4 +87,6 @@ def load_pima(spark: SparkSession, settings: Settings | None = None) -> DataFram
     its own, so the splits, and every AUC in the lessons, depend on it.
     """
     table = read_pima_table(settings)
-    return spark.createDataFrame(table, schema=_SCHEMA).coalesce(1)
+    # Spark 4 takes an Arrow table as it is; Spark 3.5 (older Databricks runtimes) takes the same columns as pandas.
+    data = table if int(str(spark.version).split(".")[0]) >= 4 else table.to_pandas()
+    return spark.createDataFrame(data, schema=_SCHEMA).coalesce(1)

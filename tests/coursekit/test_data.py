@@ -119,3 +119,22 @@ def test_load_pima_never_sends_executors_to_the_file(course_spark, tmp_path, mon
     (folder / data.PIMA_FILE).unlink()  # as on a worker host: the driver's disk is not there
     assert frame.count() == data.PIMA_ROWS
     assert "FileScan" not in frame._jdf.queryExecution().executedPlan().toString()
+
+
+def test_spark_3_gets_the_same_rows_as_pandas(course_spark, monkeypatch):  # noqa: F811
+    """Spark 3.5 (older Databricks runtimes) cannot take an Arrow table: it gets pandas, with the same rows and splits."""
+    spark = course_spark.spark
+    handed: list[type] = []
+
+    class Spark35:
+        version = "3.5.2"
+
+        def createDataFrame(self, data, schema):  # noqa: N802 - Spark's name
+            handed.append(type(data))
+            return spark.createDataFrame(data, schema=schema)
+
+    older, newer = data.load_pima(Spark35()), data.load_pima(spark)  # type: ignore[arg-type]
+    assert handed[0].__name__ == "DataFrame" and handed[0].__module__.startswith("pandas")
+    assert older.schema == newer.schema and older.collect() == newer.collect()
+    for a, b in zip(older.randomSplit([0.7, 0.3], seed=42), newer.randomSplit([0.7, 0.3], seed=42), strict=True):
+        assert a.collect() == b.collect()
