@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -68,3 +69,19 @@ def health_server():
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture
+def registry_restored():
+    """MLflow's registry URI exactly as before the test: ``set_registry_uri`` keeps a module global and exports
+    ``MLFLOW_REGISTRY_URI``, and ``get_registry_uri`` answers the tracking URI when none is set, so it cannot be
+    used to save the previous state."""
+    from mlflow.tracking._model_registry import utils as registry
+
+    saved, env = registry._registry_uri, os.environ.get("MLFLOW_REGISTRY_URI")
+    yield
+    registry._registry_uri = saved
+    if env is None:
+        os.environ.pop("MLFLOW_REGISTRY_URI", None)
+    else:
+        os.environ["MLFLOW_REGISTRY_URI"] = env

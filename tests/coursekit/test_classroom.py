@@ -27,9 +27,9 @@ def test_setup_prints_the_ui_command_and_switches_telemetry_off(mlflow_store, mo
     assert os.environ["MLFLOW_DISABLE_TELEMETRY"] == "true"
 
 
-def test_on_databricks_setup_uses_the_notebooks_session_and_says_what_it_chose(mlflow_store, monkeypatch, capsys):
-    import mlflow
-
+def test_on_databricks_setup_uses_the_notebooks_session_and_says_what_it_chose(
+    mlflow_store, monkeypatch, capsys, registry_restored,
+):
     monkeypatch.setenv("DATABRICKS_RUNTIME_VERSION", "client.4.9")
     monkeypatch.setenv("MLFLOW_REGISTRY_URI", f"sqlite:///{mlflow_store}/mlflow.db")
     monkeypatch.setattr("coursekit.settings._notebook_dbutils", lambda: None)
@@ -38,11 +38,7 @@ def test_on_databricks_setup_uses_the_notebooks_session_and_says_what_it_chose(m
     monkeypatch.setattr(classroom, "get_spark", lambda settings: SimpleNamespace(version="4.0.0"))
     monkeypatch.setattr(tracking, "make_workspace_folder", lambda folder: None)
     monkeypatch.setattr(classroom, "use_dfs_tmp", lambda settings, spark: "Spark models: MLFLOW_DFS_TMP=/Volumes/x (…)")
-    before = mlflow.get_registry_uri()
-    try:
-        room = classroom.start("/Users/ada@example.com/mlflow-course/lesson-xx")
-    finally:
-        mlflow.set_registry_uri(before)
+    room = classroom.start("/Users/ada@example.com/mlflow-course/lesson-xx")
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("Spark 4.0.0 (Databricks serverless, runtime client.4.9, the notebook's own session)")
     assert out[2] == f"Registry URI: sqlite:///{mlflow_store}/mlflow.db"

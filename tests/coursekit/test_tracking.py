@@ -177,18 +177,6 @@ from coursekit.errors import CourseSetupError  # noqa: E402
 from coursekit.settings import load_settings  # noqa: E402
 
 
-@pytest.fixture
-def registry_restored():
-    """MLflow's registry URI is put back after the test (set_registry_uri also exports MLFLOW_REGISTRY_URI)."""
-    before_uri, before_env = mlflow.get_registry_uri(), os.environ.get("MLFLOW_REGISTRY_URI")
-    yield
-    mlflow.set_registry_uri(before_uri)
-    if before_env is None:
-        os.environ.pop("MLFLOW_REGISTRY_URI", None)
-    else:
-        os.environ["MLFLOW_REGISTRY_URI"] = before_env
-
-
 class _FakeWorkspace:
     """``databricks.sdk.WorkspaceClient`` as far as the course uses it: ``workspace.mkdirs``."""
 
