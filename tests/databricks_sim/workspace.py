@@ -141,11 +141,18 @@ def search_model_versions_refusal(query: dict[str, list[str]]) -> Refusal | None
     return None
 
 
+#: MLflow's open-source registry client adds this filter to every registered-model search by itself (to leave
+#: prompts out, ``mlflow.prompt.registry_utils.add_prompt_filter_string``); its Unity Catalog client sends no filter.
+#: The simulation speaks to the open-source client, so this one filter, alone, stands for "no filter".
+OSS_PROMPT_FILTER = "tag.`mlflow.prompt.is_prompt` != 'true'"
+
+
 def search_registered_models_refusal(query: dict[str, list[str]]) -> Refusal | None:
-    for argument in ("filter", "order_by"):
-        if any(v.strip() for v in query.get(argument, [])):
-            name = "filter_string" if argument == "filter" else argument
-            return invalid(f"Argument '{name}' is unsupported for models in the Unity Catalog.")  # verbatim (MLflow)
+    """Unity Catalog: registered-model searches take neither a filter nor ``order_by``."""
+    if any(v.strip() for v in query.get("order_by", [])):
+        return invalid("Argument 'order_by' is unsupported for models in the Unity Catalog.")  # verbatim (MLflow)
+    if any(v.strip() and v.strip() != OSS_PROMPT_FILTER for v in query.get("filter", [])):
+        return invalid("Argument 'filter_string' is unsupported for models in the Unity Catalog.")  # verbatim (MLflow)
     return None
 
 
@@ -409,6 +416,8 @@ class Handler(BaseHTTPRequestHandler):
         if needs_body:
             record["body"] = {k: v for k, v in body.items() if k in ("name", "source", "run_id", "model_id", "artifact_location")}
         if refusal:
+            if body_bytes is None:
+                self._read_body()  # the next request on this connection starts after it
             journal.add(**record, status=refusal.status, refused=refusal.message)
             self._refuse(refusal, url.path)
             return
