@@ -1,21 +1,23 @@
 """Checks for lesson 6, "Model versioning: prepare for the registry".
 
-The checks read the model registry of the learner's store: the registered model
-``pima-diabetes-rf``, its versions, their tags and descriptions, the aliases, and
-(through each version's ``run_id``) the runs that produced them. Running the
-lesson again adds versions, so every check judges the latest state: for example
-"champion" must point at a version whose run has the best AUC of all versions.
+The checks read the model registry of the learner's store: the registered model ``pima-diabetes-rf``, its versions,
+their tags and descriptions, the aliases, and (through each version's ``run_id``) the runs that produced them. Running
+the lesson again adds versions, so every check judges the latest state: for example "champion" must point at a version
+whose run has the best AUC of all versions. Reads suit Unity Catalog too (no ``order_by``; listings without tags or
+aliases): listings give versions and run ids; ``get_registered_model``/``get_model_version`` give tags and aliases.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from mlflow.entities import Run
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
+from mlflow.store.entities.paged_list import PagedList
 from mlflow.tracking import MlflowClient
 
 from coursekit.checks import CheckResult, Exercise, correct, incorrect, is_blank, not_attempted
@@ -36,18 +38,27 @@ TAG_TOLERANCE = 5e-4  # test_auc is written with three decimals
 TIE = 1e-9
 
 
+def every_page(search: Callable[..., PagedList[Any]], *args: object) -> list[Any]:
+    """All results of a registry search, page after page (a server may cap a page below what was asked)."""
+    found: list[Any] = []
+    token: str | None = None
+    while page := search(*args, page_token=token):
+        found.extend(page)
+        if not (token := page.token):
+            break
+    return found
+
+
 def registered_versions(client: MlflowClient | None = None, name: str = MODEL_NAME) -> list[ModelVersion]:
-    """Every version of the registered model, oldest first (empty if the model does not exist)."""
+    """Every version of the registered model, oldest first, sorted here (empty if the model does not exist)."""
     client = client or MlflowClient()
-    found = client.search_model_versions(f"name = '{name}'", max_results=10_000)
-    return sorted(found, key=lambda v: int(v.version))
+    return sorted(every_page(client.search_model_versions, f"name = '{name}'"), key=lambda v: int(v.version))
 
 
 def model_aliases(client: MlflowClient | None = None, name: str = MODEL_NAME) -> dict[str, int] | None:
     """Alias -> version number, or None if the model does not exist (search_model_versions leaves aliases empty)."""
-    client = client or MlflowClient()
     try:
-        model = client.get_registered_model(name)
+        model = (client or MlflowClient()).get_registered_model(name)
     except MlflowException:
         return None
     return {alias: int(version) for alias, version in model.aliases.items()}
@@ -70,13 +81,11 @@ def version_aucs(client: MlflowClient | None = None, name: str = MODEL_NAME) -> 
 
 def missing_model(client: MlflowClient | None = None) -> CheckResult:
     """The verdict when the lesson's registered model does not exist (naming a look-alike if there is one)."""
-    names = [m.name for m in (client or MlflowClient()).search_registered_models(max_results=1000)]
+    names = [m.name for m in every_page((client or MlflowClient()).search_registered_models)]
     near = similar_keys(MODEL_NAME, names)
     if near:
-        return incorrect(
-            f"Found a registered model {near[0]!r}, but the course's model is {MODEL_NAME!r}: registry names "
-            "are exact, so these are two different models. Register with name=MODEL_NAME."
-        )
+        return incorrect(f"Found a registered model {near[0]!r}, but the course's model is {MODEL_NAME!r}: registry names "
+                         "are exact, so these are two different models. Register with name=MODEL_NAME.")
     return not_attempted(f"No registered model {MODEL_NAME!r} yet: run the registration cells of step 3.")
 
 
@@ -92,10 +101,8 @@ def resolve_version(answer: object, client: MlflowClient | None = None) -> Model
     """The registry's copy of the version the learner passed, or an "incorrect" saying what they passed instead."""
     if isinstance(answer, str):
         what = "a run id" if len(answer) == 32 and answer.isalnum() else f"the string {answer!r}"
-        return incorrect(
-            f"That is {what}, not a model version: register the run's model with "
-            "mlflow.register_model(f'runs:/{run_id}/rf_model', MODEL_NAME) and keep the ModelVersion it returns."
-        )
+        return incorrect(f"That is {what}, not a model version: register the run's model with "
+                         "mlflow.register_model(f'runs:/{run_id}/rf_model', MODEL_NAME) and keep the ModelVersion it returns.")
     if hasattr(answer, "registered_model_version") and hasattr(answer, "model_uri"):  # log_model's ModelInfo
         if answer.registered_model_version is None:
             return incorrect("That ModelInfo is a logged model that was never registered: call mlflow.register_model.")
@@ -150,10 +157,8 @@ best_version = mlflow.register_model(f"runs:/{best_run_id}/rf_model", MODEL_NAME
         best = best_run_by_metric(EXPERIMENT, "AUC", client)
         auc, top = run.data.metrics.get("AUC", float("nan")), best.data.metrics["AUC"] if best else float("nan")
         if not auc >= top - TIE:
-            return incorrect(
-                f"Version {version.version} comes from run '{run.info.run_name}' with AUC {auc:.3f}, but the best run "
-                f"of the experiment has AUC {top:.3f}: order by metrics.AUC DESC and take the first row."
-            )
+            return incorrect(f"Version {version.version} comes from run '{run.info.run_name}' with AUC {auc:.3f}, but the best "
+                             f"run of the experiment has AUC {top:.3f}: order by metrics.AUC DESC and take the first row.")
         count = len(registered_versions(client))
         if count < 2:
             return incorrect("The model has only this one version: run the cell of step 3 that registers the baseline too.")
@@ -184,7 +189,7 @@ for v in client.search_model_versions(f"name = '{MODEL_NAME}'"):
             model = client.get_registered_model(MODEL_NAME)
         except MlflowException:
             return missing_model(client)
-        versions = registered_versions(client)
+        versions = [client.get_model_version(MODEL_NAME, v.version) for v in registered_versions(client)]  # tags too
         version_tags = {int(v.version): v.tags for v in versions}
         if not model.description and not model.tags and not any(version_tags.values()):
             return not_attempted("The model has no description or tags yet: un-comment the lines, fill in the blanks, run the cell.")

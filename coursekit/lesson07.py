@@ -10,6 +10,9 @@ Rules the checks read from the store and the registry:
   ``maxDepth <= MAX_DEPTH_LIMIT``, tagged ``test_auc`` and described;
 - ``champion`` moves to the new version only if its run's AUC is strictly higher than the
   old champion's; the loser of the comparison carries ``challenger``.
+
+Registry reads go through lesson 6's helpers, so they also suit Unity Catalog: versions are listed without
+``order_by`` and sorted here; tags, aliases and descriptions come from ``get_model_version`` and ``get_registered_model``.
 """
 
 from __future__ import annotations
@@ -187,12 +190,13 @@ class RegisterAndDescribe(Exercise):
     key = "q2"
     title = "Register it, tag it, describe it"
     hints = (
-        "Log the attempt's model into its run with registered_model_name=MODEL_NAME (or log, then mlflow.register_model).",
+        "Log the attempt's model into its run with signature=signature_of(model) and registered_model_name=MODEL_NAME.",
         "Then set_model_version_tag(..., 'test_auc', f'{auc:.3f}') and update_model_version(..., description=...).",
     )
     solution_code = """
+model = servable(best_run_id)
 with mlflow.start_run(run_id=best_run_id):
-    info = spark_flavor.log_model(servable(best_run_id), "rf_model", pip_requirements=PIP_REQUIREMENTS,
+    info = spark_flavor.log_model(model, "rf_model", pip_requirements=PIP_REQUIREMENTS, signature=signature_of(model),
                                   registered_model_name=MODEL_NAME)
 new_version = client.get_model_version(MODEL_NAME, info.registered_model_version)
 auc = client.get_run(best_run_id).data.metrics["AUC"]

@@ -7,11 +7,16 @@ only looks for that file. Each check: the reference answer, not attempted, typic
 
 from __future__ import annotations
 
+import re
 from types import SimpleNamespace
 
 import mlflow
 import pandas as pd
 import pytest
+from mlflow.entities.model_registry.model_version_search import ModelVersionSearch
+from mlflow.entities.model_registry.registered_model_search import RegisteredModelSearch
+from mlflow.exceptions import MlflowException
+from mlflow.store.entities.paged_list import PagedList
 from mlflow.tracking import MlflowClient
 
 from coursekit import BLANK, Outcome, lesson06, tracking
@@ -20,6 +25,61 @@ from coursekit.lesson06 import EXPERIMENT, MODEL_NAME, q1, q2, q3, q4, q5
 BASELINE = {"numTrees": "3", "maxDepth": "2", "featureSubsetStrategy": "auto", "seed": "42"}
 BEST = {"numTrees": "60", "maxDepth": "3", "featureSubsetStrategy": "sqrt", "seed": "42"}
 MIDDLE = {"numTrees": "20", "maxDepth": "8", "featureSubsetStrategy": "auto", "seed": "42"}
+
+
+UC_PAGE = 2  # a small page size, so a check that ignores page tokens misses versions
+
+
+def behave_like_unity_catalog(monkeypatch):
+    """Make every MlflowClient answer like Databricks' Unity Catalog registry (MLflow 3.17's ``databricks-uc`` store).
+
+    ``search_model_versions`` refuses ``order_by`` and any filter but one ``name = '…'`` or ``run_id = '…'``;
+    ``search_registered_models`` refuses ``filter_string`` and ``order_by``. Their results are MLflow's own
+    ``ModelVersionSearch`` / ``RegisteredModelSearch``, as the Unity Catalog store returns them: no tags, no aliases
+    (``.tags`` and ``.aliases`` are methods that raise when called), and they come in small pages. Stages are
+    unsupported. ``get_registered_model``, ``get_model_version`` and ``get_model_version_by_alias`` stay as they are.
+    """
+    real_versions, real_models = MlflowClient.search_model_versions, MlflowClient.search_registered_models
+
+    def version_found(v):
+        return ModelVersionSearch(
+            name=v.name, version=v.version, creation_timestamp=v.creation_timestamp, last_updated_timestamp=v.last_updated_timestamp,
+            description=v.description, user_id=v.user_id, source=v.source, run_id=v.run_id, status=v.status,
+            status_message=v.status_message,
+        )
+
+    def model_found(m):
+        return RegisteredModelSearch(m.name, m.creation_timestamp, m.last_updated_timestamp, m.description)
+
+    def search_model_versions(self, filter_string=None, max_results=10_000, order_by=None, page_token=None):
+        if order_by:
+            raise MlflowException("Unity Catalog: search_model_versions does not support order_by")
+        if not re.fullmatch(r"\s*(name|run_id)\s*=\s*'[^']*'\s*", filter_string or ""):
+            raise MlflowException(f"Unity Catalog: one condition, name = '...' or run_id = '...', not {filter_string!r}")
+        page = real_versions(self, filter_string, min(max_results, UC_PAGE), None, page_token)
+        return PagedList([version_found(v) for v in page], page.token)
+
+    def search_registered_models(self, filter_string=None, max_results=100, order_by=None, page_token=None):
+        if filter_string or order_by:
+            raise MlflowException("Unity Catalog: search_registered_models takes no filter_string or order_by")
+        page = real_models(self, None, min(max_results, UC_PAGE), None, page_token)
+        return PagedList([model_found(m) for m in page], page.token)
+
+    def no_stages(*args, **kwargs):
+        raise MlflowException("Unity Catalog has no stages: use aliases")
+
+    monkeypatch.setattr(MlflowClient, "search_model_versions", search_model_versions)
+    monkeypatch.setattr(MlflowClient, "search_registered_models", search_registered_models)
+    monkeypatch.setattr(MlflowClient, "get_latest_versions", no_stages)
+    monkeypatch.setattr(MlflowClient, "transition_model_version_stage", no_stages)
+
+
+@pytest.fixture(autouse=True, params=["mlflow-registry", "unity-catalog-like"])
+def registry(request, monkeypatch):
+    """Every test runs twice: against MLflow's own registry, and against one that answers like Unity Catalog."""
+    if request.param == "unity-catalog-like":
+        behave_like_unity_catalog(monkeypatch)
+    return request.param
 
 
 @pytest.fixture(autouse=True)
@@ -79,6 +139,16 @@ def test_registry_helpers_read_versions_aliases_and_lineage(two_versions, client
     assert lesson06.version_aucs() == pytest.approx({1: 0.80, 2: 0.841})
     assert lesson06.model_aliases(name="no-such-model") is None
     assert lesson06.registered_versions(name="no-such-model") == []
+
+
+def test_versions_are_read_page_by_page_and_sorted_here(two_versions, registry, client):
+    register(log_candidate(0.83, MIDDLE))  # three versions: more than one Unity-Catalog-like page
+    assert [int(v.version) for v in lesson06.registered_versions()] == [1, 2, 3]
+    if registry == "unity-catalog-like":  # the fake is as strict as the real store
+        listed = client.search_model_versions(f"name = '{MODEL_NAME}'")
+        assert len(listed) == UC_PAGE and not isinstance(listed[0].tags, dict)
+        with pytest.raises(MlflowException, match="order_by"):
+            client.search_model_versions(f"name = '{MODEL_NAME}'", order_by=["version_number ASC"])
 
 
 def test_a_fake_model_file_is_enough_to_register(two_versions):

@@ -16,6 +16,7 @@ from mlflow.tracking import MlflowClient
 from coursekit import BLANK, Outcome, lesson06, lesson07, tracking
 from coursekit.lesson07 import BUDGET, EXPERIMENT, MAX_DEPTH_LIMIT, MODEL_NAME, attempts_this_round, q1, q2, q3
 from coursekit.tuning import SOURCE, SOURCE_TAG
+from test_lesson06 import registry  # noqa: F401 - autouse: every test also runs against a Unity-Catalog-like registry
 
 
 @pytest.fixture(autouse=True)
