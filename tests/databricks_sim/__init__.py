@@ -45,6 +45,9 @@ USER = "sim.learner@example.com"
 RUNTIME = "17.3"
 CATALOG = "sim_catalog"
 APP_NAME = "Databricks Shell"
+#: The log level the simulated notebook's session starts with: one the kit never sets (FATAL is quieter than the
+#: kit's ERROR, so outputs stay clean), read back at the end to show the kit left the session alone.
+LOG_LEVEL = "FATAL"
 # Below the ephemeral range (32768-60999): a poll of a port there can connect to itself before the server listens.
 BACKEND_PORT, WORKSPACE_PORT = 5270, 5290
 
@@ -132,6 +135,7 @@ class Simulation:
             SPARK_USER=USER,
             DATABRICKS_SIM_LOG4J=str(Path(__file__).resolve().parents[2] / "coursekit" / "log4j2.properties"),
             DATABRICKS_SIM_SCRATCH=str(scratch),
+            DATABRICKS_SIM_LOG_LEVEL=LOG_LEVEL,
         )
         (self.root / "dfs-tmp").mkdir(parents=True, exist_ok=True)
         self.tmpdir.mkdir(parents=True, exist_ok=True)

@@ -11,9 +11,6 @@ import os as _os
 import sys as _sys
 
 
-SIM_LOG_LEVEL = "FATAL"
-
-
 def _databricks_session():
     from pyspark.sql import SparkSession
 
@@ -43,9 +40,9 @@ def _databricks_session():
         finally:
             _os.dup2(saved, 2)
             _os.close(saved)
-    # A level the kit never sets (it sets ERROR on its own sessions): the test reads it back at the end to show
-    # that the kit left Databricks' session as it found it. FATAL is quieter still, so outputs stay clean.
-    session.sparkContext.setLogLevel(SIM_LOG_LEVEL)
+    # A level the kit never sets (it sets ERROR on sessions it builds itself): the test reads it back at the end
+    # to show that the kit left Databricks' session as it found it (databricks_sim.LOG_LEVEL).
+    session.sparkContext.setLogLevel(_os.environ["DATABRICKS_SIM_LOG_LEVEL"])
     return session
 
 
