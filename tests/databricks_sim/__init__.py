@@ -50,6 +50,7 @@ APP_NAME = "Databricks Shell"
 LOG_LEVEL = "FATAL"
 # Below the ephemeral range (32768-60999): a poll of a port there can connect to itself before the server listens.
 BACKEND_PORT, WORKSPACE_PORT = 5270, 5290
+NO_JOBS = "MLFLOW_SERVER_ENABLE_JOB_EXECUTION"
 
 
 class Simulation:
@@ -75,7 +76,16 @@ class Simulation:
         return self.root / "ipython"
 
     def start(self, timeout: float = 30.0) -> Simulation:
-        self.backend.start()
+        # MLflow 3's server also starts job runners (huey, 15 workers) for GenAI features the simulation never uses.
+        before = os.environ.get(NO_JOBS)
+        os.environ[NO_JOBS] = "false"
+        try:
+            self.backend.start()
+        finally:
+            if before is None:
+                os.environ.pop(NO_JOBS, None)
+            else:
+                os.environ[NO_JOBS] = before
         self.port = first_free(WORKSPACE_PORT)
         log = (self.root / "workspace.log").open("ab")
         self._process = subprocess.Popen(
