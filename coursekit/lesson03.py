@@ -1,8 +1,7 @@
 """Checks for lesson 3, "Log the model, its artifacts, and make the run reproducible".
 
-q1-q3 read the learner's real MLflow store (the latest run with the exercise's
-run name); q4 and q5 judge a value the learner computed, q5 against the AUC
-logged by the lesson's ``rf-train`` run.
+q1-q3 read the learner's real MLflow store (the latest run with the exercise's run name); q4 and q5 judge a value
+the learner computed, q5 against the AUC logged by the lesson's ``rf-train`` run.
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
 from coursekit.checks import BLANK, CheckResult, Exercise, close_to, correct, incorrect, is_blank, not_attempted, unsupported
-from coursekit.settings import experiment_name
+from coursekit.settings import experiment_name, on_databricks
 from coursekit.data import FEATURES, LABEL, PIMA_SHA256
 from coursekit.spark_models import CONNECT_PREFIX, is_connect
 from coursekit.store import artifact_paths, find_latest_run, similar_keys, user_tags
@@ -39,6 +38,8 @@ IMPORTANCES_FILE = "feature_importances.json"
 COMMIT_TAG = "git_commit"
 CHECKSUM_TAG = "dataset_sha256"
 UNKNOWN_COMMIT = "unknown"
+NO_GIT_ON_DATABRICKS = ("On Databricks git finds no repository here (a Git folder does not expose .git), so git_commit "
+                        "cannot be compared with a commit; the checksum and the dataset input are right.")
 AUC_TOLERANCE = 1e-6
 
 
@@ -53,8 +54,7 @@ def current_commit() -> str | None:
         result = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=False)
     except (OSError, subprocess.SubprocessError):
         return None
-    commit = result.stdout.strip()
-    return commit if result.returncode == 0 and commit else None
+    return result.stdout.strip() if result.returncode == 0 and result.stdout.strip() else None
 
 
 def read_artifact_text(artifact_uri: str) -> str | None:
@@ -86,8 +86,7 @@ def model_files(run: Run, name: str) -> tuple[list[str], Callable[[str], str | N
 
 def _names(columns_json: object) -> list[str]:
     """Column names of one side of a signature as MLmodel stores it (a JSON string)."""
-    columns = json.loads(columns_json) if isinstance(columns_json, str) else []
-    return [c.get("name", "") for c in columns if isinstance(c, dict)]
+    return [c.get("name", "") for c in (json.loads(columns_json) if isinstance(columns_json, str) else []) if isinstance(c, dict)]
 
 
 class LogDescribedModel(Exercise):
@@ -276,6 +275,8 @@ with mlflow.start_run(run_name="ex3-provenance"):
         contexts = {t.value for i in inputs for t in i.tags if t.key == "mlflow.data.context"}
         if "training" not in contexts:
             return incorrect(f'The dataset input has context {sorted(contexts) or "none"}: log it with context="training".')
+        if current_commit() is None and on_databricks():  # a Databricks Git folder does not show git its .git
+            return unsupported(NO_GIT_ON_DATABRICKS)
         return correct("Anyone can now check out that commit, verify the data by its checksum, and re-run.")
 
 
@@ -354,8 +355,7 @@ same_predictions = before == after
                 return correct("The model read back from the store predicts exactly what the trained one did.")
             return incorrect("same_predictions is False: transform test with both models and compare the collected 'prediction' columns.")
         shape = type(same_predictions).__name__
-        advice = _NOT_A_BOOL.get(shape, "it should be True or False.")
-        return incorrect(f"same_predictions is a {shape}, not True or False: {advice}")
+        return incorrect(f"same_predictions is a {shape}, not True or False: {_NOT_A_BOOL.get(shape, 'it should be True or False.')}")
 
 
 class RetrainFromParams(Exercise):

@@ -347,6 +347,50 @@ def test_q3_outside_git_the_fallback_is_correct(monkeypatch):
     assert q3.result().outcome is Outcome.CORRECT
 
 
+def test_q3_on_databricks_without_a_git_repository_is_not_checkable_in_one_line(tmp_path, monkeypatch, capsys):
+    # A Databricks Git folder does not show git its .git: `git rev-parse HEAD` fails there as in any plain folder.
+    (tmp_path / "no-git-here").mkdir()
+    monkeypatch.chdir(tmp_path / "no-git-here")
+    monkeypatch.setenv("DATABRICKS_RUNTIME_VERSION", "16.4")
+    assert lesson03.current_commit() is None
+    log_provenance({**good_tags(), lesson03.COMMIT_TAG: "unknown"})
+    result = q3.result()
+    assert result.outcome is Outcome.UNSUPPORTED, result
+    assert "git" in result.message and "checksum" in result.message
+    q3.check()
+    shown = capsys.readouterr().out
+    assert shown.count("\n") == 1 and "Traceback" not in shown, shown
+    assert "Not checkable here" in shown
+
+
+def test_q3_on_databricks_without_git_still_names_the_other_mistakes(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABRICKS_RUNTIME_VERSION", "client.4.9")
+    log_provenance({**good_tags(), lesson03.COMMIT_TAG: "unknown", lesson03.CHECKSUM_TAG: "abc"})
+    assert_incorrect(q3.result(), "SHA-256")
+    time.sleep(0.01)
+    log_provenance(good_tags(), context=None)
+    assert_incorrect(q3.result(), "no dataset input")
+
+
+def test_q3_on_databricks_where_git_sees_the_commit_is_judged_as_locally(monkeypatch):
+    head = "0123456789abcdef0123456789abcdef01234567"
+    monkeypatch.setattr(lesson03, "current_commit", lambda: head)
+    monkeypatch.setenv("DATABRICKS_RUNTIME_VERSION", "16.4")
+    log_provenance({**good_tags(), lesson03.COMMIT_TAG: head})
+    assert q3.result().outcome is Outcome.CORRECT
+    time.sleep(0.01)
+    log_provenance({**good_tags(), lesson03.COMMIT_TAG: "unknown"})
+    assert_incorrect(q3.result(), "'unknown'")
+
+
+def test_q3_outside_git_locally_stays_correct(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DATABRICKS_RUNTIME_VERSION", raising=False)
+    log_provenance({**good_tags(), lesson03.COMMIT_TAG: "unknown"})
+    assert q3.result().outcome is Outcome.CORRECT
+
+
 def test_current_commit_is_none_outside_git_and_without_git(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert lesson03.current_commit() is None
