@@ -4,7 +4,9 @@ What is simulated:
 
 - **the notebook kernel** (:data:`STARTUP`, an IPython startup file): ``DATABRICKS_RUNTIME_VERSION=17.3`` (a classic
   ML runtime), a Spark session that already exists (``spark``, app name "Databricks Shell") and ``dbutils``
-  with notebook widgets; ``current_user()`` is the workspace user (``SPARK_USER``);
+  with notebook widgets and an empty command context (MLflow reads it through ``dbutils.entry_point`` as soon as
+  it is imported in a Databricks runtime; empty, so runs get no notebook id, path or job tags);
+  ``current_user()`` is the workspace user (``SPARK_USER``);
 - **the workspace** (:mod:`databricks_sim.workspace`): ``workspace/mkdirs`` for the Databricks SDK, and in front
   of a real ``mlflow server`` (SQLite, proxied artifacts) the rules Databricks applies to experiments and Unity
   Catalog applies to registered models. ``MLFLOW_TRACKING_URI``, ``MLFLOW_REGISTRY_URI`` and ``DATABRICKS_HOST``
@@ -18,6 +20,7 @@ What it cannot simulate, and so does not prove:
 - **Unity Catalog volumes**: ``MLFLOW_DFS_TMP`` is a local folder given in the environment, because nothing here
   can create a ``/Volumes/...`` path; the ``CREATE VOLUME`` decision is pinned by unit tests of the kit;
 - real authentication (the token is never checked), workspace permissions beyond the user's home folder,
+  the run tags Databricks adds (``mlflow.user`` is the local login here, not the workspace user),
   the built-in MLflow UI, the ``databricks``/``databricks-uc`` URI schemes themselves (the kernel uses
   ``http://`` URIs, so MLflow's open-source REST stores talk to the fake workspace and the Unity Catalog rules
   are enforced by the server, not by MLflow's Unity Catalog client), and Unity Catalog's own storage of model files.
