@@ -25,7 +25,7 @@ import mlflow.telemetry  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 
 from coursekit.errors import CourseSetupError, TrackingServerError  # noqa: E402
-from coursekit.settings import Settings, load_settings  # noqa: E402
+from coursekit.settings import Settings, is_server_uri, load_settings  # noqa: E402
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -98,7 +98,7 @@ def configure_tracking(settings: Settings | None = None) -> str:
     """
     disable_telemetry()
     settings = settings or load_settings()
-    if is_server := settings.tracking_uri.strip().lower().startswith(("http://", "https://")):
+    if is_server := is_server_uri(settings.tracking_uri):
         require_server(settings.tracking_uri)
     elif not settings.remote_store:
         settings.artifact_root.mkdir(parents=True, exist_ok=True)

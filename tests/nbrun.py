@@ -93,3 +93,12 @@ def check_outcomes(nb: nbformat.NotebookNode) -> dict[str, str]:
     return found
 
 
+
+
+def text_outputs(nb: nbformat.NotebookNode) -> list[str]:
+    """Every text output of the executed notebook (streams, plain-text results, tracebacks)."""
+    found = []
+    for cell in nb.cells:
+        for out in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            found.append(out.get("text", "") or out.get("data", {}).get("text/plain", "") or "\n".join(out.get("traceback", [])))
+    return found

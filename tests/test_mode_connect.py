@@ -16,7 +16,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from nbrun import FAST_PARAMETERS, REPO, SOLUTIONS, check_outcomes, error_outputs, run_notebook
+from nbrun import FAST_PARAMETERS, REPO, SOLUTIONS, check_outcomes, error_outputs, run_notebook, text_outputs
 from coursekit.ports import is_free
 from coursekit.spark_models import CONNECT_PREFIX
 
@@ -72,7 +72,7 @@ def test_every_solution_runs_to_its_end_over_spark_connect(connect_remote: str, 
         expected = dict.fromkeys(_exercises(nb), "correct") | dict.fromkeys(UNSUPPORTED.get(solution.stem, ()), "unsupported")
         if check_outcomes(nb) != expected:
             problems.append(f"{solution.stem}: {check_outcomes(nb)} != {expected}")
-        texts = _texts(nb)
+        texts = text_outputs(nb)
         if any("Traceback" in text for text in texts):
             problems.append(f"{solution.stem}: a traceback in its outputs")
         if solution.stem == "01_first_run":
@@ -88,12 +88,3 @@ def _exercises(nb: nbformat.NotebookNode) -> list[str]:
     from coursekit.scoring import check_calls
 
     return check_calls("\n".join(c.source for c in nb.cells if c.cell_type == "code"))
-
-
-def _texts(nb: nbformat.NotebookNode) -> list[str]:
-    """Every text output of the executed notebook (streams, plain-text results, tracebacks)."""
-    found = []
-    for cell in nb.cells:
-        for out in cell.get("outputs", []) if cell.cell_type == "code" else []:
-            found.append(out.get("text", "") or out.get("data", {}).get("text/plain", "") or "\n".join(out.get("traceback", [])))
-    return found

@@ -30,7 +30,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from databricks_sim import APP_NAME, CATALOG, LOG_LEVEL, RUNTIME, USER, Simulation
-from nbrun import FAST_PARAMETERS, REPO, check_outcomes, error_outputs
+from nbrun import FAST_PARAMETERS, REPO, check_outcomes, error_outputs, text_outputs
 from coursekit.generate import KERNEL_NAME
 
 pytestmark = [pytest.mark.modes, pytest.mark.notebook]
@@ -105,7 +105,7 @@ def test_every_check_is_correct(executed, lesson: str, run: int) -> None:
     assert error_outputs(nb) == []
     outcomes = check_outcomes(nb)
     assert len(outcomes) == 5 and set(outcomes.values()) == {"correct"}, outcomes
-    texts = _texts(nb)
+    texts = text_outputs(nb)
     assert not any("Traceback" in text for text in texts)
     log4j = [line for text in texts for line in text.splitlines() if re.match(r"\d\d:\d\d:\d\d (WARN|ERROR) ", line)]
     assert log4j == []
@@ -190,19 +190,10 @@ def _mlmodel(client: MlflowClient, simulation: Simulation, version: str) -> dict
 
 
 def _probe(nb: nbformat.NotebookNode) -> dict:
-    lines = [line for text in _texts(nb) for line in text.splitlines() if line.startswith(MARK)]
+    lines = [line for text in text_outputs(nb) for line in text.splitlines() if line.startswith(MARK)]
     assert len(lines) == 1, lines
     return json.loads(lines[0][len(MARK):])
 
 
 def _setup_output(nb: nbformat.NotebookNode) -> str:
     return "".join(out.get("text", "") for cell in nb.cells[:8] if cell.cell_type == "code" for out in cell.get("outputs", []))
-
-
-def _texts(nb: nbformat.NotebookNode) -> list[str]:
-    """Every text output of the executed notebook (streams, plain-text results, tracebacks)."""
-    found = []
-    for cell in nb.cells:
-        for out in cell.get("outputs", []) if cell.cell_type == "code" else []:
-            found.append(out.get("text", "") or out.get("data", {}).get("text/plain", "") or "\n".join(out.get("traceback", [])))
-    return found
