@@ -134,7 +134,7 @@ class BestModelLogged(Exercise):
         files = artifact_paths(winner.info.run_id, path="rf_model")
         if not any(f.startswith("rf_model/sparkml/") for f in files):
             return incorrect("rf_model is not a Spark model: log it with mlflow.spark.log_model.")
-        return correct("The best attempt's run now holds its model, ready for the registry (lesson 6).")
+        return correct("The best attempt's run now holds its model, ready for the registry (lesson 7).")
 
 
 q1 = BeatTheTarget()

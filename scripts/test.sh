@@ -36,7 +36,7 @@ status=0
 "$VENV/bin/python" -m pytest tests -p no:cacheprovider "$@" || status=$?
 # nbval twice in a row against one store (this run's COURSE_DATA_DIR): the stored outputs must hold for a
 # learner's second run too, when every experiment, run name and registered model already exists. The second
-# pass also masks what a second run changes by design (tests/nbval_rerun.cfg: version numbers, counts, lesson 6's
+# pass also masks what a second run changes by design (tests/nbval_rerun.cfg: version numbers, counts, lesson 7's
 # champion); the first pass compares those too.
 cat tests/nbval_sanitize.cfg tests/nbval_rerun.cfg > "$COURSE_DATA_DIR/nbval_rerun.cfg"
 for pass in first second; do

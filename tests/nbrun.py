@@ -26,9 +26,9 @@ FAST_PARAMETERS: dict[str, dict[str, Any]] = {
     # Keeps 20 trees and depth 5, which the exercises ask about; the UI has its own browser test.
     "04_compare_runs": {"NUM_TREES_GRID": [5, 20], "MAX_DEPTH_GRID": [2, 5], "START_UI": False},
     # A small baseline, then a challenger that beats it on the same split, so the promotion path runs.
-    "06_model_registry": {"CANDIDATES": [{"numTrees": 3, "maxDepth": 2},
+    "07_model_registry": {"CANDIDATES": [{"numTrees": 3, "maxDepth": 2},
                                          {"numTrees": 10, "maxDepth": 3, "featureSubsetStrategy": "sqrt"}]},
-    "07_capstone": {"MAX_TREES": 20},
+    "08_capstone": {"MAX_TREES": 20},
 }
 
 

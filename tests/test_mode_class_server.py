@@ -31,8 +31,8 @@ pytestmark = [pytest.mark.modes, pytest.mark.notebook]
 SHOTS = REPO / ".ci-artifacts" / "class-server"
 WAIT_MS = 60_000
 LEARNERS = ("alice", "bob")
-LESSONS = ("01_first_run", "03_log_model", "06_model_registry")
-ALL_CHECKS = {"01_first_run": 5, "03_log_model": 5, "06_model_registry": 5}
+LESSONS = ("01_first_run", "03_log_model", "07_model_registry")
+ALL_CHECKS = {"01_first_run": 5, "03_log_model": 5, "07_model_registry": 5}
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +49,7 @@ def server(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(scope="module")
 def classroom(server: ClassServer, tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
-    """Both learners run lessons 1, 3 and 6, each lesson for both at the same time, with plain papermill."""
+    """Both learners run lessons 1, 3 and 7, each lesson for both at the same time, with plain papermill."""
     folders = {learner: tmp_path_factory.mktemp(f"learner-{learner}") for learner in LEARNERS}
     executed: dict[str, dict[str, nbformat.NotebookNode]] = {learner: {} for learner in LEARNERS}
     for lesson in LESSONS:
@@ -127,7 +127,7 @@ def test_learners_have_distinct_experiments_and_models(classroom, server: ClassS
     experiments = {e.name: e for e in client.search_experiments()}
     for learner in LEARNERS:
         mine = {name for name, e in experiments.items() if e.tags.get(LEARNER_TAG) == learner}
-        assert mine == {f"{learner}-lesson-01-first-run", f"{learner}-lesson-03-log-model", f"{learner}-lesson-06-registry"}
+        assert mine == {f"{learner}-lesson-01-first-run", f"{learner}-lesson-03-log-model", f"{learner}-lesson-07-registry"}
         for name in mine:
             assert experiments[name].artifact_location.startswith("mlflow-artifacts:/"), experiments[name].artifact_location
             runs = client.search_runs([experiments[name].experiment_id])
@@ -137,7 +137,7 @@ def test_learners_have_distinct_experiments_and_models(classroom, server: ClassS
     for learner in LEARNERS:
         versions = client.search_model_versions(f"name = '{learner}-pima-diabetes-rf'")
         experiments_behind = {client.get_run(v.run_id).info.experiment_id for v in versions}
-        assert experiments_behind == {experiments[f"{learner}-lesson-06-registry"].experiment_id}
+        assert experiments_behind == {experiments[f"{learner}-lesson-07-registry"].experiment_id}
 
 
 def test_the_progress_command_reports_both_learners_and_a_wrong_answer(classroom, server: ClassServer, tmp_path: Path) -> None:

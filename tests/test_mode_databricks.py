@@ -1,4 +1,4 @@
-"""Lessons 1, 3 and 6 on a simulated Databricks classic compute, unmodified, with every check correct.
+"""Lessons 1, 3 and 7 on a simulated Databricks classic compute, unmodified, with every check correct.
 
 The simulation (:mod:`databricks_sim`) gives the notebook kernel what Databricks gives it before the first
 cell (``DATABRICKS_RUNTIME_VERSION``, a ready ``spark`` session named "Databricks Shell", ``dbutils`` widgets)
@@ -12,7 +12,7 @@ Unity Catalog model names with the catalog from the environment, the ``MLFLOW_DF
 the three lessons satisfy those rules, and every check judges correctly against what the store holds. What it
 does not prove: anything of a real workspace (authentication, the ``databricks``/``databricks-uc`` URI schemes
 and MLflow's Unity Catalog client, serverless and its Spark Connect session, volumes, the built-in UI).
-Lessons 1 and 6 run a second time in the same store, as a learner who re-runs a lesson would. Run alone with ``pytest -m modes``.
+Lessons 1 and 7 run a second time in the same store, as a learner who re-runs a lesson would. Run alone with ``pytest -m modes``.
 """
 
 from __future__ import annotations
@@ -35,15 +35,15 @@ from coursekit.generate import KERNEL_NAME
 
 pytestmark = [pytest.mark.modes, pytest.mark.notebook]
 
-LESSONS = ("01_first_run", "03_log_model", "06_model_registry")
+LESSONS = ("01_first_run", "03_log_model", "07_model_registry")
 EXPERIMENTS = {"01_first_run": "lesson-01-first-run", "03_log_model": "lesson-03-log-model",
-               "06_model_registry": "lesson-06-registry"}
+               "07_model_registry": "lesson-07-registry"}
 FOLDER = f"/Users/{USER}/mlflow-course"
 MODEL = f"{CATALOG}.default.pima_diabetes_rf"
 #: Run again in the same store, as a learner who re-runs a lesson: lesson 1 meets its experiment already there (the
-#: second set_experiment that a /Workspace/ prefix breaks), lesson 6 adds versions 3 and 4 and moves its aliases.
+#: second set_experiment that a /Workspace/ prefix breaks), lesson 7 adds versions 3 and 4 and moves its aliases.
 #: Lesson 3's second run would meet nothing new and costs about a minute on 2 cores.
-RERUN = ("01_first_run", "06_model_registry")
+RERUN = ("01_first_run", "07_model_registry")
 MARK = "DATABRICKS-SIM "
 # Appended to a copy of each notebook: what the kernel's session and settings were at the end.
 PROBE = f'''
@@ -73,7 +73,7 @@ def simulation(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(scope="module")
 def executed(simulation: Simulation, tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[nbformat.NotebookNode]]:
-    """Lessons 1, 3, 6, then 1 and 6 again, one notebook at a time, with plain papermill in a simulated Databricks kernel."""
+    """Lessons 1, 3, 7, then 1 and 7 again, one notebook at a time, with plain papermill in a simulated Databricks kernel."""
     folder = tmp_path_factory.mktemp("notebooks")
     notebooks: dict[str, list[nbformat.NotebookNode]] = {lesson: [] for lesson in LESSONS}
     seconds: dict[str, list[float]] = {lesson: [] for lesson in LESSONS}
@@ -161,7 +161,7 @@ def test_the_model_is_in_unity_catalog_with_signatures_and_aliases(executed, sim
     assert [m.name for m in client.search_registered_models()] == [MODEL]
     assert len(MODEL.split(".")) == 3
     versions = client.search_model_versions(f"name = '{MODEL}'")
-    assert len(versions) == 4  # two candidates a run, lesson 6 ran twice
+    assert len(versions) == 4  # two candidates a run, lesson 7 ran twice
     for version in versions:
         mlmodel = _mlmodel(client, simulation, version.version)
         signature = mlmodel.get("signature") or {}
@@ -173,7 +173,7 @@ def test_the_model_is_in_unity_catalog_with_signatures_and_aliases(executed, sim
 def test_the_registry_was_used_the_unity_catalog_way(executed, simulation: Simulation) -> None:
     journal = simulation.journal()
     searches = [r for r in journal["requests"] if r["endpoint"] == "model-versions/search"]
-    assert searches, "lesson 6 lists versions"
+    assert searches, "lesson 7 lists versions"
     assert not any(r["query"].get("order_by") for r in searches)
     refused = [e for e in journal["events"] if e["kind"] == "refused"]
     assert refused == []

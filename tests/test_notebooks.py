@@ -10,7 +10,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from nbrun import FAST_PARAMETERS, LESSONS, SOLUTIONS, check_outcomes, error_outputs, run_notebook
-from coursekit import lesson01, lesson06, lesson07
+from coursekit import lesson01, lesson07, lesson08
 from coursekit.recheck import recheck, recheckable
 from coursekit.tracking import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG
 
@@ -20,8 +20,8 @@ EXERCISES = {
     "03_log_model": {"q1", "q2", "q3", "q4", "q5"},
     "04_compare_runs": {"q1", "q2", "q3", "q4"},
     "05_tune_interactively": {"q1", "q2", "q3"},
-    "06_model_registry": {"q1", "q2", "q3", "q4", "q5"},
-    "07_capstone": {"q1", "q2", "q3"},
+    "07_model_registry": {"q1", "q2", "q3", "q4", "q5"},
+    "08_capstone": {"q1", "q2", "q3"},
 }
 
 pytestmark = pytest.mark.notebook
@@ -93,29 +93,29 @@ def test_lesson01_solution_writes_the_runs_it_teaches(tmp_path: Path, course_sto
         assert sorted(lines) == sorted([f"mlflow=={mlflow.__version__}", f"pyspark=={pyspark.__version__}"])
 
 
-def test_registry_after_lesson06_then_capstone_in_one_store(tmp_path: Path, course_store: Path) -> None:
+def test_registry_after_lesson07_then_capstone_in_one_store(tmp_path: Path, course_store: Path) -> None:
     """Read the registry the two notebooks wrote: versions, tags, description, and where the aliases point."""
-    registry, capstone = (next(p for p in SOLUTIONS if p.stem == stem) for stem in ("06_model_registry", "07_capstone"))
+    registry, capstone = (next(p for p in SOLUTIONS if p.stem == stem) for stem in ("07_model_registry", "08_capstone"))
     for notebook in (registry, capstone):
         nb = run_notebook(notebook, tmp_path / notebook.name, course_store, FAST_PARAMETERS[notebook.stem])
         assert error_outputs(nb) == [], notebook.stem
         assert set(check_outcomes(nb).values()) == {"correct"}, notebook.stem
 
     client = MlflowClient()
-    model = client.get_registered_model(lesson06.MODEL_NAME)
+    model = client.get_registered_model(lesson07.MODEL_NAME)
     assert model.description
-    assert model.tags[lesson06.TASK_TAG] == lesson06.TASK
-    versions = client.search_model_versions(f"name = '{lesson06.MODEL_NAME}'")
-    # Lesson 6 registers the baseline and its best run; the capstone registers its pick.
+    assert model.tags[lesson07.TASK_TAG] == lesson07.TASK
+    versions = client.search_model_versions(f"name = '{lesson07.MODEL_NAME}'")
+    # Lesson 7 registers the baseline and its best run; the capstone registers its pick.
     assert len(versions) == 3
     auc = {int(v.version): client.get_run(v.run_id).data.metrics["AUC"] for v in versions}
     for v in versions:
-        assert float(v.tags[lesson06.AUC_TAG]) == pytest.approx(auc[int(v.version)], abs=5e-4)
+        assert float(v.tags[lesson07.AUC_TAG]) == pytest.approx(auc[int(v.version)], abs=5e-4)
 
     capstone_version = max(versions, key=lambda v: int(v.version))
     capstone_run = client.get_run(capstone_version.run_id)
-    assert client.get_experiment(capstone_run.info.experiment_id).name == lesson07.EXPERIMENT
-    assert int(capstone_run.data.params["maxDepth"]) <= lesson07.MAX_DEPTH_LIMIT
+    assert client.get_experiment(capstone_run.info.experiment_id).name == lesson08.EXPERIMENT
+    assert int(capstone_run.data.params["maxDepth"]) <= lesson08.MAX_DEPTH_LIMIT
     assert capstone_version.description
 
     aliases = model.aliases
@@ -123,7 +123,7 @@ def test_registry_after_lesson06_then_capstone_in_one_store(tmp_path: Path, cour
     assert aliases["champion"] != aliases["challenger"]
     # Aliases only ever move to a strictly better model, so the champion holds the best AUC of the versions.
     champion_auc = auc[int(aliases["champion"])]
-    assert champion_auc >= max(auc.values()) - lesson06.TIE
-    assert champion_auc > auc[1]  # the small baseline of lesson 6 was replaced
-    info = mlflow.models.get_model_info(f"models:/{lesson06.MODEL_NAME}@champion")
-    assert info.run_id == client.get_model_version(lesson06.MODEL_NAME, aliases["champion"]).run_id
+    assert champion_auc >= max(auc.values()) - lesson07.TIE
+    assert champion_auc > auc[1]  # the small baseline of lesson 7 was replaced
+    info = mlflow.models.get_model_info(f"models:/{lesson07.MODEL_NAME}@champion")
+    assert info.run_id == client.get_model_version(lesson07.MODEL_NAME, aliases["champion"]).run_id
