@@ -93,6 +93,8 @@ def start(experiment_name: str) -> Classroom:
     tracking_uri = configure_tracking(settings)
     experiment_id = ensure_experiment(experiment_name, settings)
     spark = get_spark(settings)
+    if spark_models.is_connect_session(spark):
+        spark_models.allow_autolog_over_connect()
     lines = [
         f"Spark {spark.version} ({_engine(settings)}) · MLflow {mlflow.__version__} · Python {platform.python_version()}",
         f"Tracking URI: {tracking_uri}",

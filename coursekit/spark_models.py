@@ -85,6 +85,39 @@ def activate(spark: SparkSession) -> None:
             setter(spark)
 
 
+def allow_autolog_over_connect() -> None:
+    """Let ``mlflow.pyspark.ml.autolog()`` start over Spark Connect, where MLflow 3.17.2 cannot.
+
+    Each ``autolog()`` call reads the optional allowlist file of models it may log from
+    ``spark.sparkContext._conf`` (``spark.mlflow.pysparkml.autolog.logModelAllowlistFile``). A Connect session has
+    no ``sparkContext``, so the call itself fails with ``JVM_ATTRIBUTE_NOT_SUPPORTED`` before any fit. Only that
+    failure is caught: MLflow's built-in allowlist is used instead, exactly what it uses when the setting is unset.
+    Everything else autolog does over Connect is MLflow's own. Idempotent; a no-op if MLflow no longer has the reader.
+    """
+    import importlib.resources
+
+    import mlflow.pyspark.ml as autolog_module
+
+    reader = getattr(autolog_module, "_read_log_model_allowlist", None)
+    from_file = getattr(autolog_module, "_read_log_model_allowlist_from_file", None)
+    if reader is None or from_file is None or getattr(reader, "course_fallback", False):
+        return
+
+    def read_allowlist() -> set[str]:
+        from pyspark.errors import PySparkAttributeError
+
+        try:
+            return reader()
+        except PySparkAttributeError:
+            log.info("%s autolog reads MLflow's built-in model allowlist (no sparkContext to read a custom one from)", CONNECT_PREFIX)
+            builtin = importlib.resources.files(autolog_module.__name__).joinpath("log_model_allowlist.txt")
+            with importlib.resources.as_file(builtin) as path:
+                return from_file(path.as_posix())
+
+    read_allowlist.course_fallback = True  # type: ignore[attr-defined]
+    autolog_module._read_log_model_allowlist = read_allowlist  # type: ignore[attr-defined]
+
+
 def unsupported_line(what: str) -> str:
     """The one line shown where MLflow cannot do ``what`` over Spark Connect."""
     return f"{CONNECT_PREFIX} {what} is not possible with MLflow {mlflow.__version__} ({WHY}); skipped."

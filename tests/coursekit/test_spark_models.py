@@ -153,3 +153,43 @@ def test_activate_makes_a_databricks_serverless_session_active_in_a_worker_threa
     assert not is_connect(session), "MLflow logs Databricks' Connect models itself: no stand-in"
     spark_models.activate(session)  # type: ignore[arg-type]
     assert made_active == [session]
+
+
+class SessionWithoutSparkContext:
+    """What MLflow's allowlist reader meets over Spark Connect: ``sparkContext`` raises."""
+
+    @property
+    def sparkContext(self) -> Any:  # noqa: N802 - PySpark's name
+        from pyspark.errors import PySparkAttributeError
+
+        raise PySparkAttributeError(errorClass="JVM_ATTRIBUTE_NOT_SUPPORTED", messageParameters={"attr_name": "sparkContext"})
+
+
+def test_autolog_over_connect_falls_back_to_mlflows_builtin_allowlist(monkeypatch: pytest.MonkeyPatch) -> None:
+    import mlflow.pyspark.ml as autolog_module
+    import mlflow.utils._spark_utils as spark_utils
+
+    monkeypatch.setattr(autolog_module, "_read_log_model_allowlist", autolog_module._read_log_model_allowlist)
+    builtin = autolog_module._read_log_model_allowlist()  # no session in this process: MLflow's own default
+    assert "pyspark.ml.classification.RandomForestClassificationModel" in builtin
+    monkeypatch.setattr(spark_utils, "_get_active_spark_session", lambda: SessionWithoutSparkContext())
+    from pyspark.errors import PySparkAttributeError
+
+    with pytest.raises(PySparkAttributeError, match="JVM_ATTRIBUTE_NOT_SUPPORTED"):
+        autolog_module._read_log_model_allowlist()  # what autolog() hits over Connect without the kit
+    spark_models.allow_autolog_over_connect()
+    spark_models.allow_autolog_over_connect()  # idempotent: wraps once
+    assert autolog_module._read_log_model_allowlist() == builtin
+    assert getattr(autolog_module._read_log_model_allowlist, "course_fallback", False)
+
+
+def test_autolog_fallback_leaves_other_errors_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    import mlflow.pyspark.ml as autolog_module
+
+    def broken() -> set[str]:
+        raise OSError("disk on fire")
+
+    monkeypatch.setattr(autolog_module, "_read_log_model_allowlist", broken)
+    spark_models.allow_autolog_over_connect()
+    with pytest.raises(OSError, match="disk on fire"):
+        autolog_module._read_log_model_allowlist()
