@@ -56,7 +56,7 @@ def connect_remote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def test_every_solution_runs_to_its_end_over_spark_connect(connect_remote: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """All seven solutions in one store (lesson 8 builds on lesson 7), in order, over SPARK_REMOTE."""
+    """All eight solutions in one store (lesson 8 builds on lesson 7), in order, over SPARK_REMOTE."""
     monkeypatch.setenv("SPARK_REMOTE", connect_remote)
     monkeypatch.setenv("COURSE_SPARK_QUICK_JIT", "1")
     store = tmp_path / "store"
