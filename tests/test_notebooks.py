@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import json
 from pathlib import Path
 
 import mlflow
@@ -10,7 +12,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from nbrun import FAST_PARAMETERS, LESSONS, SOLUTIONS, check_outcomes, error_outputs, run_notebook
-from coursekit import lesson01, lesson07, lesson08
+from coursekit import lesson01, lesson06, lesson07, lesson08
 from coursekit.recheck import recheck, recheckable
 from coursekit.tracking import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG
 
@@ -20,6 +22,7 @@ EXERCISES = {
     "03_log_model": {"q1", "q2", "q3", "q4", "q5"},
     "04_compare_runs": {"q1", "q2", "q3", "q4"},
     "05_tune_interactively": {"q1", "q2", "q3"},
+    "06_autolog_nested_runs": {"q1", "q2", "q3", "q4", "q5"},
     "07_model_registry": {"q1", "q2", "q3", "q4", "q5"},
     "08_capstone": {"q1", "q2", "q3"},
 }
@@ -91,6 +94,95 @@ def test_lesson01_solution_writes_the_runs_it_teaches(tmp_path: Path, course_sto
         lines = Path(requirements).read_text().split()
         # Explicit pip_requirements were recorded verbatim (no inference subprocess).
         assert sorted(lines) == sorted([f"mlflow=={mlflow.__version__}", f"pyspark=={pyspark.__version__}"])
+
+
+def _parameters(solution: Path) -> dict[str, object]:
+    """The values of a notebook's `parameters` cell, with the test's overrides applied."""
+    cells = json.loads(solution.read_text(encoding="utf-8"))["cells"]
+    source = next("".join(c["source"]) for c in cells if "parameters" in c.get("metadata", {}).get("tags", []))
+    values: dict[str, object] = {}
+    exec(source, {}, values)  # noqa: S102 - our own notebook's constants
+    return {**values, **FAST_PARAMETERS.get(solution.stem, {})}
+
+
+def test_lesson06_solution_writes_what_the_lesson_says_autolog_records(tmp_path: Path, course_store: Path) -> None:
+    """Every claim lesson 6 makes about MLflow 3.17's pyspark.ml autolog, read from the store the solution wrote."""
+    solution = next(p for p in SOLUTIONS if p.stem == "06_autolog_nested_runs")
+    values = _parameters(solution)
+    nb = run_notebook(solution, tmp_path / "out.ipynb", course_store, FAST_PARAMETERS.get(solution.stem, {}))
+    assert error_outputs(nb) == []
+    assert set(check_outcomes(nb).values()) == {"correct"}
+    # silent=True: none of MLflow's own autologging messages reach the notebook.
+    stderr = "".join(out.get("text", "") for c in nb.cells if c.cell_type == "code" for out in c.get("outputs", [])
+                     if out.get("name") == "stderr")
+    assert "Created MLflow autologging run" not in stderr and "mlflow" not in stderr
+
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name(lesson06.EXPERIMENT)
+    runs = client.search_runs([experiment.experiment_id], max_results=1000)
+    named = {r.info.run_name: r for r in runs}
+    artifacts = {r.info.run_id: {a.path for a in client.list_artifacts(r.info.run_id)} for r in runs}
+    # Nothing anywhere holds a model: log_models=False for every fit.
+    assert not any(paths & {"model", "best_model"} for paths in artifacts.values())
+
+    # Section 1 (exercise 1, and the fit of section 2's demo): runs autolog created itself.
+    created = [r for r in runs if r.data.tags.get("mlflow.autologging") == "pyspark.ml" and "mlflow.parentRunId" not in r.data.tags]
+    assert len(created) == 2
+    for run in created:
+        params, tags = run.data.params, run.data.tags
+        assert len(params) == 25
+        assert params["stages"] == "['VectorAssembler', 'RandomForestClassifier']"
+        assert params["VectorAssembler.outputCol"] == "features"
+        assert params["RandomForestClassifier.numTrees"] == str(values["NUM_TREES"])
+        assert params["RandomForestClassifier.maxDepth"] == str(values["MAX_DEPTH"])
+        assert (tags["estimator_class"], tags["estimator_name"]) == ("pyspark.ml.pipeline.Pipeline", "Pipeline")
+        assert set(run.data.metrics) == {"areaUnderROC_test"} and 0.5 < run.data.metrics["areaUnderROC_test"] <= 1
+        assert artifacts[run.info.run_id] == {"estimator_info.json", "metric_info.json"}
+        contexts = {t.value for i in run.inputs.dataset_inputs for t in i.tags if t.key == "mlflow.data.context"}
+        assert contexts == {"train", "eval"}  # log_datasets: the training and the evaluation DataFrames
+
+    # Section 2: the mistake leaves a second run with only the metric; the fix fills the learner's own run,
+    # which carries the estimator tags but not mlflow.autologging.
+    second = named["demo-two-runs"]
+    assert second.data.params == {} and set(second.data.metrics) == {"test_auc"}
+    assert "mlflow.autologging" not in second.data.tags and "estimator_class" not in second.data.tags
+    own = named[lesson06.OWN_METRIC_RUN]
+    assert "mlflow.autologging" not in own.data.tags and own.data.tags["estimator_class"] == "pyspark.ml.pipeline.Pipeline"
+    assert len(own.data.params) == 25 and {"test_auc", "areaUnderROC_test"} <= set(own.data.metrics)
+    assert own.data.metrics["test_auc"] == pytest.approx(own.data.metrics["areaUnderROC_test"], abs=1e-9)
+
+    # Section 3: the search is one parent (the learner's run) and one child per candidate, carrying the searched params.
+    parent = named[lesson06.SEARCH_RUN]
+    assert parent.data.tags["estimator_class"] == "pyspark.ml.tuning.CrossValidator"
+    assert "mlflow.autologging" not in parent.data.tags
+    assert parent.data.params["numFolds"] == str(values["NUM_FOLDS"])
+    assert artifacts[parent.info.run_id] == {"best_parameters.json", "estimator_info.json", "search_results.csv"}
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    cells = set(itertools.product(values["NUM_TREES_GRID"], values["MAX_DEPTH_GRID"]))
+    assert len(children) == len(cells)
+    assert {(int(c.data.params["RandomForestClassifier.numTrees"]), int(c.data.params["RandomForestClassifier.maxDepth"]))
+            for c in children} == cells
+    for child in children:
+        assert child.data.tags["mlflow.autologging"] == "pyspark.ml" and child.info.status == "FINISHED"
+        assert child.data.tags["estimator_class"] == "pyspark.ml.pipeline.Pipeline"
+        assert set(child.data.metrics) == {"avg_areaUnderROC", "std_areaUnderROC"}
+        assert artifacts[child.info.run_id] == set()
+    best = max(children, key=lambda c: c.data.metrics["avg_areaUnderROC"])
+    for name in ("numTrees", "maxDepth"):
+        assert parent.data.params[f"best_RandomForestClassifier.{name}"] == best.data.params[f"RandomForestClassifier.{name}"]
+    # The numbers the lesson's text states about this search follow from the parameters cell.
+    text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    folds = values["NUM_FOLDS"]
+    assert f"{len(cells)} children; Spark fitted {len(cells)} candidates × {folds} folds = {len(cells) * folds} forests" in text
+
+    # Section 4: forgetting nested=True fails the open parent; nested=True makes children of the parent, autolog off.
+    assert named["demo-forgot-nested"].info.status == "FAILED" and "demo-child" not in named
+    manual = named[lesson06.MANUAL_RUN]
+    hand = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == manual.info.run_id]
+    assert {(int(r.data.params["numTrees"]), int(r.data.params["maxDepth"])) for r in hand} == cells
+    for child in hand:
+        assert set(child.data.params) == {"numTrees", "maxDepth"} and set(child.data.metrics) == {"AUC"}
+        assert not {"mlflow.autologging", "estimator_class"} & set(child.data.tags)
 
 
 def test_registry_after_lesson07_then_capstone_in_one_store(tmp_path: Path, course_store: Path) -> None:
