@@ -20,7 +20,7 @@ from mlflow.tracking import MlflowClient
 
 from coursekit.checks import CheckResult, Exercise, correct, incorrect, is_blank, not_attempted
 from coursekit.settings import experiment_name
-from coursekit.store import artifact_paths, find_latest_run
+from coursekit.store import find_latest_run
 from coursekit.verdicts import missing_run, unfinished_run
 
 log = logging.getLogger(__name__)
@@ -37,11 +37,12 @@ SEARCH_CLASSES = ("pyspark.ml.tuning.CrossValidator", "pyspark.ml.tuning.TrainVa
 #: Model folders autolog writes when log_models is left on (a search also writes best_model/).
 MODEL_FOLDERS = ("model", "best_model")
 TIE = 1e-9
+WHY_NO_MODELS = ("turn it on with log_models=False: logging a model on every fit costs time, and the model worth "
+                 "keeping is logged once, on purpose")
 
 
 def _experiment_id(client: MlflowClient) -> str | None:
-    experiment = client.get_experiment_by_name(EXPERIMENT)
-    return experiment.experiment_id if experiment else None
+    return getattr(client.get_experiment_by_name(EXPERIMENT), "experiment_id", None)
 
 
 def children_of(run_id: str, client: MlflowClient | None = None) -> list[Run]:
@@ -60,8 +61,7 @@ def param(run: Run, name: str) -> str | None:
 
 
 def _model_folder(run_id: str, client: MlflowClient) -> str | None:
-    names = {a.path for a in client.list_artifacts(run_id)}
-    return next((f for f in MODEL_FOLDERS if f in names), None)
+    return next((f for f in MODEL_FOLDERS if f in {a.path for a in client.list_artifacts(run_id)}), None)
 
 
 def _autolog_is_on() -> bool:
@@ -73,10 +73,6 @@ def _autolog_is_on() -> bool:
     except Exception:  # noqa: BLE001 - an MLflow without this helper: do not guess
         log.debug("could not read the autologging state", exc_info=True)
         return False
-
-
-def _why_log_models() -> str:
-    return "turn it on with log_models=False: logging a model on every fit costs time, and lesson 7 keeps the one worth keeping"
 
 
 class AutologOneFit(Exercise):
@@ -117,7 +113,7 @@ test_auc = evaluator.evaluate(auto_model.transform(test))
             return incorrect(f"Autolog's run '{run.info.run_name}' has no numTrees param: fit forest_pipeline() on train.")
         folder = _model_folder(run.info.run_id, client)
         if folder:
-            return incorrect(f"Autolog logged a model ({folder}/) with this fit: {_why_log_models()}.")
+            return incorrect(f"Autolog logged a model ({folder}/) with this fit: {WHY_NO_MODELS}.")
         metrics = run.data.metrics
         if not metrics:
             return incorrect(
@@ -178,7 +174,7 @@ with mlflow.start_run(run_name="ex2-own-metric"):
             )
         folder = _model_folder(run.info.run_id, MlflowClient())
         if folder:
-            return incorrect(f"Autolog logged a model ({folder}/) into this run: {_why_log_models()}.")
+            return incorrect(f"Autolog logged a model ({folder}/) into this run: {WHY_NO_MODELS}.")
         return correct(
             f"One run holds autolog's {len(run.data.params)} params and your test_auc = {value:.3f} and purpose tag: "
             "one fit, one row in the runs table."
@@ -247,7 +243,7 @@ with mlflow.start_run(run_name="ex3-cv-search") as search_run:
             return incorrect(f"Run '{SEARCH_RUN}' has no child runs: fit the CrossValidator with autolog on.")
         folder = _model_folder(run.info.run_id, client)
         if folder:
-            return incorrect(f"Autolog logged a model ({folder}/) with the search: {_why_log_models()}.")
+            return incorrect(f"Autolog logged a model ({folder}/) with the search: {WHY_NO_MODELS}.")
         for name in ("numTrees", "maxDepth"):
             values = {param(child, name) for child in children}
             if len(values) < 2:
@@ -261,8 +257,7 @@ with mlflow.start_run(run_name="ex3-cv-search") as search_run:
 
 
 def _avg_metric(runs: list[Run]) -> str | None:
-    names = sorted({k for r in runs for k in r.data.metrics if k.startswith("avg_")})
-    return names[0] if names else None
+    return min((k for r in runs for k in r.data.metrics if k.startswith("avg_")), default=None)
 
 
 def _describe(run: Run) -> str:
