@@ -1,22 +1,33 @@
-"""Regenerate the MLflow UI screenshots that lesson 4 shows, from the real UI.
+"""Regenerate the MLflow UI screenshots that lessons 4 and 6 show, from the real UI.
 
-    .venv/bin/python scripts/ui_screenshots.py
+    .venv/bin/python scripts/ui_screenshots.py                # both lessons
+    .venv/bin/python scripts/ui_screenshots.py --lesson 06    # only lesson 6's pictures
 
-Executes the lesson 4 solution into a temporary store (so the pictures show
-exactly the runs a learner creates), serves that store with the course's
-MlflowUI helper, walks lesson 4's click path in headless Chromium
-(coursekit.ui_tour) and writes lessons/img/04-*.png. tests/test_ui_browser.py
-walks the same path in CI and asserts on the pages.
+For each lesson, executes its solution into a temporary store (so the pictures show
+exactly the runs a learner creates), serves that store with the course's MlflowUI
+helper and walks the lesson's click path in headless Chromium (coursekit.ui_tour):
+
+- lesson 4: the runs table, the search box, Compare and Show diff only -> lessons/img/04-*.png;
+- lesson 6: the cross-validation parent run unfolded in the runs table to show its child runs,
+  with their avg_areaUnderROC, numTrees and maxDepth (06-search-tree.png), then the parent's
+  page with its "Child runs" and the search's params (06-parent-run.png).
+
+tests/test_ui_browser.py walks the same paths in CI and asserts on the pages.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import papermill
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -24,17 +35,27 @@ sys.path.insert(0, str(REPO))
 from coursekit.generate import KERNEL_NAME  # noqa: E402
 
 SOLUTION = REPO / "solutions" / "04_compare_runs.ipynb"
+SOLUTION_06 = REPO / "solutions" / "06_autolog_nested_runs.ipynb"
 OUT_DIR = REPO / "lessons" / "img"
 GOOD_FILTER = "metrics.AUC > 0.8 and params.maxDepth = '5'"
+# What lesson 6 asks a learner to add to the runs table to compare the children (and what makes room for it).
+TREE_COLUMNS = ["avg_areaUnderROC", "RandomForestClassifier.numTrees", "RandomForestClassifier.maxDepth"]
+TREE_HIDDEN = ["Dataset", "Source", "Models"]
 
 
-def main() -> int:
+def _execute(solution: Path, tmp: str, parameters: dict[str, object]) -> None:
+    os.environ["COURSE_DATA_DIR"] = tmp
+    os.environ.pop("MLFLOW_TRACKING_URI", None)  # the store is the one in COURSE_DATA_DIR
+    papermill.execute_notebook(
+        str(solution), str(Path(tmp) / "out.ipynb"), parameters=parameters,
+        kernel_name=KERNEL_NAME, cwd=str(solution.parent), progress_bar=False,
+    )
+
+
+def lesson04() -> list[Path]:
+    """Lesson 4's four pictures."""
     with tempfile.TemporaryDirectory(prefix="course-shots-") as tmp:
-        os.environ["COURSE_DATA_DIR"] = tmp
-        papermill.execute_notebook(
-            str(SOLUTION), str(Path(tmp) / "out.ipynb"), parameters={"START_UI": False},
-            kernel_name=KERNEL_NAME, cwd=str(SOLUTION.parent), progress_bar=False,
-        )
+        _execute(SOLUTION, tmp, {"START_UI": False})
         from coursekit import lesson04
         from coursekit.tracking import configure_tracking
         from coursekit.ui import MlflowUI
@@ -54,8 +75,64 @@ def main() -> int:
             )
         finally:
             ui.stop()
-    for path in result.screenshots:
-        print(f"wrote {path.relative_to(REPO)}")
+    return result.screenshots
+
+
+def search_tree(client: MlflowClient | None = None) -> tuple[str, str, set[str]]:
+    """Experiment id, parent run id and child run names of lesson 6's cross-validation search in the store."""
+    from mlflow.tracking import MlflowClient
+
+    from coursekit import lesson06
+
+    client = client or MlflowClient()
+    experiment = client.get_experiment_by_name(lesson06.EXPERIMENT)
+    parent = client.search_runs(
+        [experiment.experiment_id], filter_string=f"attributes.run_name = '{lesson06.SEARCH_RUN}'",
+        order_by=["attributes.start_time DESC"], max_results=1,
+    )[0]
+    children = client.search_runs(
+        [experiment.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
+    )
+    return experiment.experiment_id, parent.info.run_id, {r.info.run_name for r in children}
+
+
+def lesson06() -> list[Path]:
+    """Lesson 6's two pictures."""
+    with tempfile.TemporaryDirectory(prefix="course-shots-") as tmp:
+        _execute(SOLUTION_06, tmp, {})
+        from coursekit import lesson06
+        from coursekit.tracking import configure_tracking
+        from coursekit.ui import MlflowUI
+        from coursekit.ui_tour import take_tree_tour
+
+        configure_tracking()
+        experiment_id, _, children = search_tree()
+        ui = MlflowUI()
+        ui.start()
+        try:
+            OUT_DIR.mkdir(parents=True, exist_ok=True)
+            result = take_tree_tour(
+                ui.experiment_url(experiment_id), OUT_DIR, parent=lesson06.SEARCH_RUN, children=children,
+                columns=TREE_COLUMNS, hide_columns=TREE_HIDDEN,
+            )
+        finally:
+            ui.stop()
+    if set(result.children_shown) != children:
+        raise SystemExit(f"the runs table showed {result.children_shown} under the parent, the store has {sorted(children)}")
+    return result.screenshots
+
+
+LESSONS = {"04": lesson04, "06": lesson06}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write the pictures of the chosen lesson (default: every lesson that has some)."""
+    parser = argparse.ArgumentParser(description="Regenerate the MLflow UI screenshots of the lessons.")
+    parser.add_argument("--lesson", choices=sorted(LESSONS), help="only this lesson's pictures (default: all)")
+    args = parser.parse_args(argv)
+    for number in [args.lesson] if args.lesson else sorted(LESSONS):
+        for path in LESSONS[number]():
+            print(f"wrote {path.relative_to(REPO)}")
     return 0
 
 

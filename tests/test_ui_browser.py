@@ -1,11 +1,13 @@
-"""The MLflow UI, driven in headless Chromium against the runs lesson 4 creates.
+"""The MLflow UI, driven in headless Chromium against the runs lessons 4 and 6 create.
 
-This is the click path lesson 4 teaches (and the one that produces its screenshots):
-the run list, the search box, Compare with a parallel-coordinates plot, Show diff only.
+These are the click paths the lessons teach (and the ones that produce their screenshots):
+lesson 4's run list, search box, Compare with a parallel-coordinates plot, Show diff only;
+lesson 6's cross-validation parent unfolded to its child runs, and the parent's own page.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -13,7 +15,12 @@ import pytest
 from nbrun import FAST_PARAMETERS, SOLUTIONS, error_outputs, run_notebook
 from coursekit import lesson04
 from coursekit.ui import MlflowUI
-from coursekit.ui_tour import take_tour
+from coursekit.ui_tour import take_tour, take_tree_tour
+
+REPO = Path(__file__).resolve().parent.parent
+SHOTS = REPO / ".ci-artifacts" / "lesson06-tree"  # git-ignored; look at them after a UI change
+LESSON06 = "06_autolog_nested_runs"
+TREE_SHOTS = ["06-search-tree.png", "06-parent-run.png"]
 
 pytestmark = pytest.mark.notebook
 
@@ -73,3 +80,77 @@ def test_lesson04_shows_the_screenshots_the_tour_produces() -> None:
     for name in ("04-runs-table.png", "04-search-filter.png", "04-compare-parallel.png", "04-compare-diff.png"):
         assert f"](img/{name})" in lesson
         assert (SOLUTIONS[0].parent.parent / "lessons" / "img" / name).is_file()
+
+
+@pytest.fixture(scope="module")
+def lesson06_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store holding exactly what the lesson 6 solution logs (with CI's parameters, if it has some)."""
+    store = tmp_path_factory.mktemp("lesson06")
+    solution = next(p for p in SOLUTIONS if p.stem == LESSON06)
+    nb = run_notebook(solution, store / "out.ipynb", store, FAST_PARAMETERS.get(LESSON06, {}))
+    assert error_outputs(nb) == []
+    return store
+
+
+def test_ui_unfolds_the_search_parent_into_its_child_runs(
+    lesson06_store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COURSE_DATA_DIR", str(lesson06_store))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    from mlflow.tracking import MlflowClient
+
+    from coursekit import lesson06
+    from coursekit.tracking import configure_tracking
+
+    configure_tracking()
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name(lesson06.EXPERIMENT)
+    assert experiment is not None
+    parents = client.search_runs(
+        [experiment.experiment_id], filter_string=f"attributes.run_name = '{lesson06.SEARCH_RUN}'"
+    )
+    assert len(parents) == 1, "the solution logs one cross-validation parent"
+    children = client.search_runs(
+        [experiment.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parents[0].info.run_id}'"
+    )
+    names = {r.info.run_name for r in children}
+    assert 2 <= len(names) == len(children), "one child run per candidate, each with its own name"
+    columns = ["avg_areaUnderROC", "RandomForestClassifier.numTrees", "RandomForestClassifier.maxDepth"]
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    ui = MlflowUI()
+    ui.start()
+    try:
+        result = take_tree_tour(
+            ui.experiment_url(experiment.experiment_id), SHOTS, parent=lesson06.SEARCH_RUN, children=names,
+            columns=columns, hide_columns=["Dataset", "Source", "Models"],
+        )
+    finally:
+        ui.stop()
+
+    assert result.parent_listed, "the runs table lists the search's parent run"
+    assert names.isdisjoint(result.table_before), "its children start folded away"
+    assert sorted(result.children_shown) == sorted(names), "unfolding it shows exactly its child runs, right under it"
+    assert set(result.table_after) - set(result.table_before) == names, "and nothing else appears"
+    assert set(columns) <= set(result.columns), "the children's metric and params are columns of the table"
+    assert result.page_title == lesson06.SEARCH_RUN
+    assert sorted(result.page_children) == sorted(names), "the parent's page lists its child runs"
+    assert {"numFolds", "best_RandomForestClassifier.numTrees", "best_RandomForestClassifier.maxDepth"} <= set(
+        result.page_params
+    ), "and the search's params, the best candidate's among them"
+    assert [p.name for p in result.screenshots] == TREE_SHOTS
+    for shot in result.screenshots:
+        assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
+
+
+def test_lesson06_shows_the_screenshots_the_tour_produces() -> None:
+    lesson = REPO / "lessons" / f"{LESSON06}.ipynb"
+    solution = REPO / "solutions" / f"{LESSON06}.ipynb"
+    for notebook in (solution, lesson):
+        if not notebook.exists():
+            continue  # lessons/ is generated from solutions/: test_generate reports a missing one
+        text = notebook.read_text(encoding="utf-8")
+        assert sorted(set(re.findall(r"\]\(img/(06-[^)]*)\)", text))) == sorted(TREE_SHOTS), notebook.name
+    assert solution.exists()
+    for name in TREE_SHOTS:
+        assert (REPO / "lessons" / "img" / name).is_file()
