@@ -82,11 +82,11 @@ class AutologOneFit(Exercise):
     title = "Autolog one fit"
     hints = (
         "Autolog only sees a fit that starts after it is on: call mlflow.pyspark.ml.autolog(...) first, then fit, then evaluate.",
-        "mlflow.pyspark.ml.autolog(log_models=False, silent=True); auto_model = forest_pipeline().fit(train); "
+        "mlflow.pyspark.ml.autolog(log_models=False, log_datasets=False, silent=True); auto_model = forest_pipeline().fit(train); "
         "then evaluator.evaluate(auto_model.transform(test)).",
     )
     solution_code = """
-mlflow.pyspark.ml.autolog(log_models=False, silent=True)
+mlflow.pyspark.ml.autolog(log_models=False, log_datasets=False, silent=True)
 auto_model = forest_pipeline().fit(train)
 test_auc = evaluator.evaluate(auto_model.transform(test))
 """

@@ -1,7 +1,8 @@
 """Lesson 6 checks against a real (temporary) MLflow store, one section per exercise.
 
-Spark is not started: the runs autolog writes are built with the MLflow API exactly as MLflow 3.17.2's
-``mlflow.pyspark.ml.autolog`` writes them (tests/test_notebooks.py reads the real ones from the executed
+Spark is started once, for one test only (what the lesson says about the settings, on a real fit). Elsewhere
+the runs autolog writes are built with the MLflow API exactly as MLflow 3.17.2's ``mlflow.pyspark.ml.autolog``
+writes them (tests/test_notebooks.py reads the real ones from the executed
 solution): the tag ``mlflow.autologging = pyspark.ml`` on runs it creates, ``estimator_class`` /
 ``estimator_name`` on every run it fills, stage-prefixed params, ``areaUnderROC_test`` after an evaluation,
 child runs tagged ``mlflow.parentRunId`` with ``avg_areaUnderROC`` and ``std_areaUnderROC``. Each section
@@ -16,6 +17,7 @@ from mlflow.tracking import MlflowClient
 
 from coursekit import BLANK, Outcome, lesson06, tracking
 from coursekit.lesson06 import EXPERIMENT, MANUAL_RUN, OWN_METRIC_RUN, SEARCH_RUN, q1, q2, q3, q4, q5
+from spark_fixtures import course_spark  # noqa: F401 - a fixture
 
 PIPELINE = {"estimator_class": "pyspark.ml.pipeline.Pipeline", "estimator_name": "Pipeline"}
 CV = {"estimator_class": "pyspark.ml.tuning.CrossValidator", "estimator_name": "CrossValidator"}
@@ -152,6 +154,40 @@ def test_each_autolog_call_replaces_every_setting(autolog_off):
     assert get_autologging_config("pyspark.ml", "log_datasets") is True
     mlflow.pyspark.ml.autolog(disable=True)
     assert lesson06._autolog_is_on() is False
+
+
+def test_what_the_lesson_says_about_the_settings_holds_for_a_real_fit(course_spark, autolog_off):  # noqa: F811
+    """The 'before fit' rule and the settings table, against MLflow 3.17.2 (a bare forest on the course split)."""
+    from pyspark.ml.classification import RandomForestClassifier
+    from pyspark.ml.evaluation import BinaryClassificationEvaluator
+
+    client = MlflowClient()
+    experiment_id = mlflow.get_experiment_by_name(EXPERIMENT).experiment_id
+    evaluator = BinaryClassificationEvaluator(labelCol="diabetic")
+    forest = RandomForestClassifier(labelCol="diabetic", numTrees=5, maxDepth=3, seed=42)
+    train, test = course_spark.train, course_spark.test
+    # Turned on after fit: nothing is recorded, not even by evaluate.
+    early = forest.fit(train)
+    mlflow.pyspark.ml.autolog(log_models=False, silent=True)
+    evaluator.evaluate(early.transform(test))
+    assert client.search_runs([experiment_id]) == []
+    # log_datasets (default True): the training DataFrame and the evaluated one become the run's inputs.
+    model = forest.fit(train)
+    evaluator.evaluate(model.transform(test))
+    (run,) = client.search_runs([experiment_id])
+    contexts = sorted(t.value for i in run.inputs.dataset_inputs for t in i.tags if t.key == "mlflow.data.context")
+    assert contexts == ["eval", "train"] and set(run.data.metrics) == {"areaUnderROC_test"}
+    assert run.data.tags["mlflow.autologging"] == "pyspark.ml"
+    # log_post_training_metrics=False: evaluate logs nothing; log_datasets=False: no inputs.
+    mlflow.pyspark.ml.autolog(log_models=False, log_datasets=False, log_post_training_metrics=False, silent=True)
+    quiet = forest.fit(train)
+    evaluator.evaluate(quiet.transform(test))
+    newest = client.get_run(mlflow.last_active_run().info.run_id)
+    assert newest.data.metrics == {} and newest.inputs.dataset_inputs == [] and newest.info.run_id != run.info.run_id
+    # disable=True: a fit makes no run.
+    mlflow.pyspark.ml.autolog(disable=True)
+    forest.fit(train)
+    assert len(client.search_runs([experiment_id])) == 2
 
 
 def test_hints_and_solutions_print(capsys):
