@@ -28,9 +28,9 @@ sys.path.insert(0, str(REPO / "tests"))
 
 import grading_fixtures as fx  # noqa: E402
 
-from coursekit.grade import Options, grade  # noqa: E402
-from coursekit.sandbox import Limits  # noqa: E402
-from coursekit.submissions import discover  # noqa: E402
+from coursekit.instructor.grade import Options, grade  # noqa: E402
+from coursekit.instructor.sandbox import Limits  # noqa: E402
+from coursekit.instructor.submissions import discover  # noqa: E402
 
 MIX = {"solution": 8, "fresh": 6}
 HOSTILE = {"loop": fx.infinite_loop, "raises": fx.raises, "killed": fx.kernel_killed, "missing": fx.missing_exercise,

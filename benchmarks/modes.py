@@ -24,9 +24,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from coursekit.class_server import ClassServer  # noqa: E402
-from coursekit.generate import KERNEL_NAME  # noqa: E402
+from coursekit.instructor.class_server import ClassServer  # noqa: E402
 from coursekit.ports import first_free  # noqa: E402
+from coursekit.settings import KERNEL_NAME  # noqa: E402
 
 NOTEBOOK = REPO / "solutions" / "01_first_run.ipynb"
 

@@ -28,7 +28,8 @@ import papermill
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from coursekit.generate import KERNEL_NAME, pairs  # noqa: E402
+from coursekit.authoring.generate import pairs
+from coursekit.settings import KERNEL_NAME  # noqa: E402
 
 GROUPS = {
     "setup (Spark start + store)": ("classroom.start(",),

@@ -50,8 +50,8 @@ import nbformat
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from coursekit.checks import CHECK_MIMETYPE  # noqa: E402
-from coursekit.generate import KERNEL_NAME  # noqa: E402
+from coursekit.exercises.checks import CHECK_MIMETYPE  # noqa: E402
+from coursekit.settings import KERNEL_NAME  # noqa: E402
 
 NOTEBOOK = REPO / "solutions" / "05_tune_interactively.ipynb"
 PANEL_NEEDLES = ("TuningPanel", ".click(", "panel.")

@@ -8,7 +8,7 @@ and the exercise checks.
 
 from __future__ import annotations
 
-from coursekit.checks import BLANK, CheckResult, Outcome
+from coursekit.exercises.checks import BLANK, CheckResult, Outcome
 
 __all__ = ["BLANK", "CheckResult", "Outcome", "__version__"]
 __version__ = "0.1.0"

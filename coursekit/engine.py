@@ -1,6 +1,6 @@
 """The grader's notebook-execution engine: papermill's nbclient engine with an output budget and polling.
 
-Registered with papermill as ``coursekit-grader`` (:data:`ENGINE_NAME`); :mod:`coursekit.runner` executes
+Registered with papermill as ``coursekit-grader`` (:data:`ENGINE_NAME`); :mod:`coursekit.instructor.runner` executes
 each submission with it. The kit's own notebooks run with plain papermill (tests, benchmarks).
 """
 
@@ -18,9 +18,9 @@ from nbformat import NotebookNode
 from nbformat.v4 import output_from_msg
 from papermill.clientwrap import PapermillNotebookClient
 from papermill.engines import NBClientEngine, papermill_engines
-from traitlets import Float, Integer
+from traitlets import Bool, Float, Integer
 
-from coursekit.checks import CHECK_MIMETYPE
+from coursekit.exercises.checks import CHECK_MIMETYPE
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +119,9 @@ class BudgetedClient(PapermillNotebookClient):  # type: ignore[misc]
     """
 
     max_output_bytes = Integer(1_000_000).tag(config=True)
+    #: A ``print`` may reach the client as several stream messages ("text", then "\n"); merge them as
+    #: JupyterLab shows them, so the stored notebook does not depend on the kernel's flush timing.
+    coalesce_streams = Bool(True).tag(config=True)
     poll_step = Float(POLL_STEP, help="seconds between two looks at the shell and IOPub channels").tag(config=True)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

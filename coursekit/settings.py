@@ -42,6 +42,9 @@ from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+#: The Jupyter kernel ``scripts/setup.sh`` installs, which every notebook of the course runs on.
+KERNEL_NAME = "mlflow-spark-course"
+KERNEL_DISPLAY_NAME = "MLflow + Spark course"
 
 log = logging.getLogger(__name__)
 

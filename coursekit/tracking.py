@@ -41,7 +41,7 @@ EXPERIMENT_KIND = "custom_model_development"
 RUNS_VIEW = "workflowType=machine_learning"
 COURSE_TAG = "course"
 COURSE_NAME = "mlflow-spark-course"
-# Whose experiment it is, on a tracking server shared by a class (coursekit.progress reads it).
+# Whose experiment it is, on a tracking server shared by a class (coursekit.instructor.progress reads it).
 LEARNER_TAG = "course.learner"
 #: Where Databricks shows a notebook's runs (its documentation: "View notebook experiment", "Experiments").
 DATABRICKS_UI = "the Experiment icon in the notebook's right sidebar, or AI/ML > Experiments in the left sidebar"

@@ -5,7 +5,7 @@
 
 For each lesson, executes its solution into a temporary store (so the pictures show
 exactly the runs a learner creates), serves that store with the course's MlflowUI
-helper and walks the lesson's click path in headless Chromium (coursekit.ui_tour):
+helper and walks the lesson's click path in headless Chromium (coursekit.authoring.ui_tour):
 
 - lesson 4: the runs table, the search box, Compare and Show diff only -> lessons/img/04-*.png;
 - lesson 6: the cross-validation parent run unfolded in the runs table to show its child runs,
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from coursekit.generate import KERNEL_NAME  # noqa: E402
+from coursekit.settings import KERNEL_NAME  # noqa: E402
 
 SOLUTION = REPO / "solutions" / "04_compare_runs.ipynb"
 SOLUTION_06 = REPO / "solutions" / "06_autolog_nested_runs.ipynb"
@@ -56,10 +56,10 @@ def lesson04() -> list[Path]:
     """Lesson 4's four pictures."""
     with tempfile.TemporaryDirectory(prefix="course-shots-") as tmp:
         _execute(SOLUTION, tmp, {"START_UI": False})
-        from coursekit import lesson04
+        from coursekit.authoring.ui_tour import take_tour
+        from coursekit.exercises import lesson04
         from coursekit.tracking import configure_tracking
         from coursekit.ui import MlflowUI
-        from coursekit.ui_tour import take_tour
 
         configure_tracking()
         runs = lesson04.grid_runs()
@@ -82,7 +82,7 @@ def search_tree(client: MlflowClient | None = None) -> tuple[str, str, set[str]]
     """Experiment id, parent run id and child run names of lesson 6's cross-validation search in the store."""
     from mlflow.tracking import MlflowClient
 
-    from coursekit import lesson06
+    from coursekit.exercises import lesson06
 
     client = client or MlflowClient()
     experiment = client.get_experiment_by_name(lesson06.EXPERIMENT)
@@ -100,10 +100,10 @@ def lesson06() -> list[Path]:
     """Lesson 6's two pictures."""
     with tempfile.TemporaryDirectory(prefix="course-shots-") as tmp:
         _execute(SOLUTION_06, tmp, {})
-        from coursekit import lesson06
+        from coursekit.authoring.ui_tour import take_tree_tour
+        from coursekit.exercises import lesson06
         from coursekit.tracking import configure_tracking
         from coursekit.ui import MlflowUI
-        from coursekit.ui_tour import take_tree_tour
 
         configure_tracking()
         experiment_id, _, children = search_tree()

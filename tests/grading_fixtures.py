@@ -92,7 +92,7 @@ def flood() -> NotebookNode:
 def tamper() -> NotebookNode:
     """After exercise 2, the checks' source is rewritten (only the sandbox's copy, or the cell fails)."""
     source = (
-        "import coursekit.lesson01 as checks\n"
+        "import coursekit.exercises.lesson01 as checks\n"
         "assert 'coursekit-sandbox-' in checks.__file__, checks.__file__  # never touch the real repo\n"
         "with open(checks.__file__, 'a') as f:\n"
         "    f.write('\\n# every answer is right now\\n')"

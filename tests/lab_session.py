@@ -24,8 +24,8 @@ from typing import Any
 
 from mlflow.tracking import MlflowClient
 
+from coursekit.authoring.ui_tour import VIEWPORT, launch
 from coursekit.ports import first_free
-from coursekit.ui_tour import VIEWPORT, launch
 
 REPO = Path(__file__).resolve().parent.parent
 TOKEN = "course-browser-token"

@@ -11,8 +11,8 @@ import nbformat
 import papermill
 from papermill.exceptions import PapermillExecutionError
 
-from coursekit.checks import CHECK_MIMETYPE
-from coursekit.generate import KERNEL_NAME
+from coursekit.exercises.checks import CHECK_MIMETYPE
+from coursekit.settings import KERNEL_NAME
 
 REPO = Path(__file__).resolve().parent.parent
 SOLUTIONS = sorted((REPO / "solutions").glob("[0-9][0-9]_*.ipynb"))

@@ -13,13 +13,13 @@ import html
 import re
 from pathlib import Path
 
+import grading_fixtures
 import nbformat
 import pytest
 
-import grading_fixtures
-from coursekit.grade import Options, grade
-from coursekit.sandbox import Limits
-from coursekit.submissions import discover
+from coursekit.instructor.grade import Options, grade
+from coursekit.instructor.sandbox import Limits
+from coursekit.instructor.submissions import discover
 
 pytestmark = pytest.mark.notebook
 
@@ -41,8 +41,8 @@ EXPECTED_01 = {
     "ivan": ([1, 1, 1, 1, 1], [C, C, C, C, C], "output too large",
              "output too large: outputs beyond the limit were dropped from the stored notebook"),
     "judy": ([1, 1, 0, 0, 0], [C, C, E, E, E], "tampered",
-             "tampered checks: cell 15 (`import coursekit.lesson01 as checks`) changed the grader's copy of coursekit; "
-             "only checks before it count; suspicious code: cell 15 (`import coursekit.lesson01 as checks`) contains `__file__`; "
+             "tampered checks: cell 15 (`import coursekit.exercises.lesson01 as checks`) changed the grader's copy of coursekit; "
+             "only checks before it count; suspicious code: cell 15 (`import coursekit.exercises.lesson01 as checks`) contains `__file__`; "
              "review the executed notebook"),
     "mallory": ([0, 0, 0, 0, 0], [N, N, N, N, N], "not submitted", "no notebook for this lesson"),
     "olga": ([1, 1, 1, 1, 1], [C, C, C, C, C], "wrote outside its folder", "wrote outside its folder: <class>/olga/sentinel.txt"),
@@ -133,7 +133,7 @@ def test_the_answer_key_scores_full_marks_and_fresh_lessons_zero(tmp_path: Path)
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     done = subprocess.run(
-        [sys.executable, "-m", "coursekit.grade", "--solutions", "--lessons", "--out", str(tmp_path / "key"), "--jobs", "2"],
+        [sys.executable, "-m", "coursekit.instructor.grade", "--solutions", "--lessons", "--out", str(tmp_path / "key"), "--jobs", "2"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=1800,
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]

@@ -23,11 +23,11 @@ import nbformat
 import psutil
 import pytest
 
-from coursekit import sandbox
-from coursekit.grade import Options, grade
+from coursekit.instructor import sandbox
+from coursekit.instructor.grade import Options, grade
+from coursekit.instructor.sandbox import Execution, Limits, execute
+from coursekit.instructor.submissions import discover
 from coursekit.ports import is_free
-from coursekit.sandbox import Execution, Limits, execute
-from coursekit.submissions import discover
 
 pytestmark = pytest.mark.notebook
 
@@ -265,7 +265,7 @@ def test_a_process_detached_just_before_the_notebook_kills_its_runner_is_swept(
     before the watchdog ever sees it; the sweep still finds it by the sandbox marker it inherited."""
     token = tokens()
     cell = f"import os, signal\nos.system('nohup setsid sleep {token} >/dev/null 2>&1 &')\nos.kill(os.getppid(), signal.SIGKILL)"
-    with caplog.at_level(logging.WARNING, logger="coursekit.sandbox"):
+    with caplog.at_level(logging.WARNING, logger="coursekit.instructor.sandbox"):
         execution = execute(LESSON, _notebook(cell), tmp_path / "private", Limits(cell_timeout=60, notebook_timeout=120), [])
     assert execution.runner_error == "the runner process was killed by signal 9"
     swept = [r.getMessage() for r in caplog.records if r.getMessage().startswith("killed a process left running")]

@@ -13,9 +13,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from lab_session import PanelDriver, digest, lab_session
-from coursekit.lesson05 import EXPERIMENT
+
+from coursekit.exercises.lesson05 import EXPERIMENT
 from coursekit.tuning import SOURCE, SOURCE_TAG
 
 pytestmark = pytest.mark.notebook

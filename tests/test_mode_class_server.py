@@ -1,6 +1,6 @@
 """A class on one MLflow tracking server with proxied artifacts: two learners at once, then the progress table.
 
-The server is started by the test on 127.0.0.1 (``coursekit.class_server``, as an instructor would) and
+The server is started by the test on 127.0.0.1 (``coursekit.instructor.class_server``, as an instructor would) and
 stopped after it. Each learner has a data folder of their own, as on their own laptop; nothing of the
 models may land there. Run alone with ``pytest -m modes``.
 """
@@ -17,14 +17,14 @@ from pathlib import Path
 import nbformat
 import pytest
 from mlflow.tracking import MlflowClient
-
 from nbrun import FAST_PARAMETERS, REPO, check_outcomes, error_outputs
-from coursekit.class_server import ClassServer
-from coursekit.generate import KERNEL_NAME
+
+from coursekit.authoring.ui_tour import VIEWPORT, launch
+from coursekit.instructor.class_server import ClassServer
+from coursekit.instructor.progress import SERVER_BLIND
 from coursekit.ports import first_free
-from coursekit.progress import SERVER_BLIND
+from coursekit.settings import KERNEL_NAME
 from coursekit.tracking import LEARNER_TAG
-from coursekit.ui_tour import VIEWPORT, launch
 
 pytestmark = [pytest.mark.modes, pytest.mark.notebook]
 
@@ -146,7 +146,7 @@ def test_the_progress_command_reports_both_learners_and_a_wrong_answer(classroom
     env.update(MLFLOW_TRACKING_URI=server.url, COURSE_LEARNER="carol", COURSE_DATA_DIR=str(tmp_path / "carol"))
     wrong = (
         "import mlflow\n"
-        "from coursekit.lesson01 import EXPERIMENT\n"
+        "from coursekit.exercises.lesson01 import EXPERIMENT\n"
         "from coursekit.tracking import configure_tracking, ensure_experiment\n"
         "configure_tracking(); ensure_experiment(EXPERIMENT); mlflow.set_experiment(EXPERIMENT)\n"
         "with mlflow.start_run(run_name='ex1-params'):\n"
@@ -157,7 +157,7 @@ def test_the_progress_command_reports_both_learners_and_a_wrong_answer(classroom
     out = tmp_path / "progress"
     env.pop("COURSE_LEARNER")
     done = subprocess.run(
-        [sys.executable, "-m", "coursekit.progress", "--tracking-uri", server.url, "--out", str(out)],
+        [sys.executable, "-m", "coursekit.instructor.progress", "--tracking-uri", server.url, "--out", str(out)],
         env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr[-3000:]

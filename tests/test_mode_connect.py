@@ -15,8 +15,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
-
 from nbrun import FAST_PARAMETERS, REPO, SOLUTIONS, check_outcomes, error_outputs, run_notebook, text_outputs
+
 from coursekit.ports import is_free
 from coursekit.spark_models import CONNECT_PREFIX
 
@@ -85,6 +85,6 @@ def test_every_solution_runs_to_its_end_over_spark_connect(connect_remote: str, 
 
 
 def _exercises(nb: nbformat.NotebookNode) -> list[str]:
-    from coursekit.scoring import check_calls
+    from coursekit.instructor.scoring import check_calls
 
     return check_calls("\n".join(c.source for c in nb.cells if c.cell_type == "code"))

@@ -27,11 +27,11 @@ from pathlib import Path
 import nbformat
 import pytest
 import yaml
-from mlflow.tracking import MlflowClient
-
 from databricks_sim import APP_NAME, CATALOG, LOG_LEVEL, RUNTIME, USER, Simulation
+from mlflow.tracking import MlflowClient
 from nbrun import FAST_PARAMETERS, REPO, check_outcomes, error_outputs, text_outputs
-from coursekit.generate import KERNEL_NAME
+
+from coursekit.settings import KERNEL_NAME
 
 pytestmark = [pytest.mark.modes, pytest.mark.notebook]
 

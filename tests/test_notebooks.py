@@ -10,10 +10,10 @@ import mlflow
 import pyspark
 import pytest
 from mlflow.tracking import MlflowClient
-
 from nbrun import FAST_PARAMETERS, LESSONS, SOLUTIONS, check_outcomes, error_outputs, run_notebook
-from coursekit import lesson01, lesson06, lesson07, lesson08
-from coursekit.recheck import recheck, recheckable
+
+from coursekit.exercises import lesson01, lesson06, lesson07, lesson08
+from coursekit.instructor.recheck import recheck, recheckable
 from coursekit.tracking import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG
 
 EXERCISES = {

@@ -11,11 +11,11 @@ import re
 from pathlib import Path
 
 import pytest
-
 from nbrun import FAST_PARAMETERS, SOLUTIONS, error_outputs, run_notebook
-from coursekit import lesson04
+
+from coursekit.authoring.ui_tour import take_tour, take_tree_tour
+from coursekit.exercises import lesson04
 from coursekit.ui import MlflowUI
-from coursekit.ui_tour import take_tour, take_tree_tour
 
 REPO = Path(__file__).resolve().parent.parent
 SHOTS = REPO / ".ci-artifacts" / "lesson06-tree"  # git-ignored; look at them after a UI change
@@ -99,7 +99,7 @@ def test_ui_unfolds_the_search_parent_into_its_child_runs(
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     from mlflow.tracking import MlflowClient
 
-    from coursekit import lesson06
+    from coursekit.exercises import lesson06
     from coursekit.tracking import configure_tracking
 
     configure_tracking()

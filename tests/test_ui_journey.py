@@ -35,9 +35,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from coursekit import tracking
+from coursekit.authoring.ui_tour import VIEWPORT, launch
 from coursekit.settings import Settings
 from coursekit.ui import HOST, MlflowUI
-from coursekit.ui_tour import VIEWPORT, launch
 
 pytestmark = pytest.mark.notebook  # real servers and a real browser: slow
 

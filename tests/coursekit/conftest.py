@@ -10,7 +10,8 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
-from coursekit import lesson01, tracking
+from coursekit import tracking
+from coursekit.exercises import lesson01
 
 
 @pytest.fixture(scope="session")

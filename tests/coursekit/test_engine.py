@@ -13,9 +13,9 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from coursekit.checks import CHECK_MIMETYPE
 from coursekit.engine import MAX_TRACEBACK_CHARS, BudgetedClient, clip_error, polling
-from coursekit.runner import checks_in_outputs
+from coursekit.exercises.checks import CHECK_MIMETYPE
+from coursekit.instructor.runner import checks_in_outputs
 
 
 def _client(budget: int) -> BudgetedClient:

@@ -22,7 +22,7 @@ from spark_fixtures import SEED, CourseSpark, course_spark, tuner  # noqa: F401 
 
 from coursekit import tracking
 from coursekit.data import LABEL
-from coursekit.store import artifact_paths
+from coursekit.exercises.store import artifact_paths
 from coursekit.tuning import (
     METRICS,
     AttemptResult,

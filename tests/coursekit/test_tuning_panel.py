@@ -23,7 +23,7 @@ import pytest  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 from spark_fixtures import SEED, course_spark, tuner  # noqa: E402, F401 - fixtures
 
-from coursekit.store import artifact_paths  # noqa: E402
+from coursekit.exercises.store import artifact_paths  # noqa: E402
 from coursekit.tuning import BOUNDS, ForestParams, TuningError  # noqa: E402
 from coursekit.tuning_panel import TuningPanel, leaderboard_html  # noqa: E402
 

@@ -38,7 +38,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from coursekit.class_server import ClassServer
+from coursekit.instructor.class_server import ClassServer
 from coursekit.ports import first_free
 
 HERE = Path(__file__).resolve().parent
