@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/modes.py              # local, class server, standalone cluster, Spark Connect
     .venv/bin/python benchmarks/modes.py --repeat 2   # each mode twice, interleaved
 
-Each run is plain papermill on solutions/01_first_run.ipynb with its default (learner) parameters, in a fresh
+Each run is the course engine (`python -m coursekit.engine`, papermill underneath) on solutions/01_first_run.ipynb with its default (learner) parameters, in a fresh
 kernel and a fresh data folder. The servers are started before the timed runs and stopped at the end, so their
 start-up is reported on its own. Results are printed and written to benchmarks/results/modes.json. This is a
 measurement, not a test: nothing here fails on a slow machine.
@@ -32,14 +32,14 @@ NOTEBOOK = REPO / "solutions" / "01_first_run.ipynb"
 
 
 def run_lesson(scratch: Path, label: str, extra_env: dict[str, str]) -> float:
-    """Lesson 1 once with plain papermill in a fresh data folder; its wall time in seconds."""
+    """Lesson 1 once with the course engine in a fresh data folder; its wall time in seconds."""
     data = Path(tempfile.mkdtemp(prefix=f"{label}-", dir=scratch))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "COURSE_", "SPARK_REMOTE"))}
     env.update(COURSE_DATA_DIR=str(data), **extra_env)
     started = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "papermill", str(NOTEBOOK), str(data / "out.ipynb"), "-k", KERNEL_NAME,
-         "--cwd", str(NOTEBOOK.parent), "--no-progress-bar"],
+        [sys.executable, "-m", "coursekit.engine", str(NOTEBOOK), str(data / "out.ipynb"), "-k", KERNEL_NAME,
+         "--cwd", str(NOTEBOOK.parent)],
         env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     return time.perf_counter() - started

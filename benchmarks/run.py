@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/run.py --infer    # also time log_model *without* pip_requirements (~15 s)
     .venv/bin/python benchmarks/run.py 01_first_run --no-widget   # one notebook only
 
-Each notebook runs with plain papermill in a fresh kernel against a fresh store, with
+Each notebook runs with the course engine (coursekit.engine: papermill with polling) in a fresh kernel against a fresh store, with
 its default (learner) parameters. Per-cell times come from papermill's own
 cell metadata; cells are grouped by what they do (Spark start, fits, model
 logging). Results are printed and written to benchmarks/results/latest.json.
@@ -23,13 +23,12 @@ import time
 from pathlib import Path
 
 import nbformat
-import papermill
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from coursekit.authoring.generate import pairs
-from coursekit.settings import KERNEL_NAME  # noqa: E402
+from coursekit.engine import execute_notebook  # noqa: E402
 
 GROUPS = {
     "setup (Spark start + store)": ("classroom.start(",),
@@ -51,7 +50,7 @@ def bench_notebook(path: Path) -> dict[str, object]:
         os.environ["COURSE_DATA_DIR"] = tmp
         out = Path(tmp) / path.name
         start = time.perf_counter()
-        papermill.execute_notebook(str(path), str(out), kernel_name=KERNEL_NAME, cwd=str(path.parent), progress_bar=False)
+        execute_notebook(path, out)
         wall = time.perf_counter() - start
         nb = nbformat.read(out, as_version=4)
     groups: dict[str, float] = {}
@@ -147,7 +146,7 @@ def bench_widget() -> dict[str, float]:
         os.environ["COURSE_DATA_DIR"] = tmp
         source, out = Path(tmp) / "widget.ipynb", Path(tmp) / "widget-out.ipynb"
         nbformat.write(nb, source)
-        papermill.execute_notebook(str(source), str(out), kernel_name=KERNEL_NAME, cwd=tmp, progress_bar=False)
+        execute_notebook(source, out, cwd=tmp)
         executed = nbformat.read(out, as_version=4)
     text = "".join(o.get("text", "") for o in executed.cells[-1].outputs)
     latencies = json.loads(text.split("LATENCIES", 1)[1])

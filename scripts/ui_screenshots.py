@@ -24,15 +24,13 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import papermill
-
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from coursekit.settings import KERNEL_NAME  # noqa: E402
+from coursekit.engine import execute_notebook  # noqa: E402
 
 SOLUTION = REPO / "solutions" / "04_compare_runs.ipynb"
 SOLUTION_06 = REPO / "solutions" / "06_autolog_nested_runs.ipynb"
@@ -44,12 +42,9 @@ TREE_HIDDEN = ["Dataset", "Source", "Models"]
 
 
 def _execute(solution: Path, tmp: str, parameters: dict[str, object]) -> None:
-    os.environ["COURSE_DATA_DIR"] = tmp
+    os.environ["COURSE_DATA_DIR"] = tmp  # the tour below reads the same store
     os.environ.pop("MLFLOW_TRACKING_URI", None)  # the store is the one in COURSE_DATA_DIR
-    papermill.execute_notebook(
-        str(solution), str(Path(tmp) / "out.ipynb"), parameters=parameters,
-        kernel_name=KERNEL_NAME, cwd=str(solution.parent), progress_bar=False,
-    )
+    execute_notebook(solution, Path(tmp) / "out.ipynb", parameters=parameters)
 
 
 def lesson04() -> list[Path]:

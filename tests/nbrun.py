@@ -1,18 +1,15 @@
-"""Run notebooks with papermill and read what they produced (used by the notebook tests)."""
+"""Run notebooks with the course's engine and read what they produced (used by the notebook tests)."""
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import nbformat
-import papermill
-from papermill.exceptions import PapermillExecutionError
 
+from coursekit.engine import execute_notebook
 from coursekit.exercises.checks import CHECK_MIMETYPE
-from coursekit.settings import KERNEL_NAME
 
 REPO = Path(__file__).resolve().parent.parent
 SOLUTIONS = sorted((REPO / "solutions").glob("[0-9][0-9]_*.ipynb"))
@@ -36,40 +33,16 @@ def run_notebook(
     source: Path, output: Path, data_dir: Path, parameters: dict[str, Any] | None = None,
     env: dict[str, str] | None = None,
 ) -> nbformat.NotebookNode:
-    """Execute ``source`` with plain papermill (its default engine, as an instructor would) in a fresh
-    course kernel against the store in ``data_dir``.
+    """Execute ``source`` with the course's engine (:mod:`coursekit.engine`) in a fresh course kernel against
+    the store in ``data_dir``.
 
     ``env`` adds variables the kernel inherits for this run only (``MLFLOW_TRACKING_URI`` of a class server,
     ``SPARK_REMOTE``, ``COURSE_SPARK_MASTER`` …). Errors do not raise: the executed notebook (with any error
     outputs, and papermill's error banner when a cell stopped execution) is returned for inspection.
     """
-    env_before = os.environ.get("COURSE_DATA_DIR")
-    os.environ["COURSE_DATA_DIR"] = str(data_dir)
     # The kernel must find its store through COURSE_DATA_DIR alone, never an inherited URI.
-    uri_before = os.environ.pop("MLFLOW_TRACKING_URI", None)
-    added = {name: os.environ.get(name) for name in (env or {})}
-    os.environ.update(env or {})
-    try:
-        papermill.execute_notebook(
-            str(source), str(output), parameters=parameters or {}, kernel_name=KERNEL_NAME,
-            cwd=str(source.parent), progress_bar=False, log_output=False, execution_timeout=600,
-            raise_on_execution_error=False,
-        )
-    except PapermillExecutionError:
-        pass  # the output notebook was written, with the failing cell marked
-    finally:
-        for name, value in added.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        if uri_before is not None:
-            os.environ["MLFLOW_TRACKING_URI"] = uri_before
-        if env_before is None:
-            os.environ.pop("COURSE_DATA_DIR", None)
-        else:
-            os.environ["COURSE_DATA_DIR"] = env_before
-    return nbformat.read(output, as_version=4)
+    kernel_env: dict[str, str | None] = {"COURSE_DATA_DIR": str(data_dir), "MLFLOW_TRACKING_URI": None, **(env or {})}
+    return execute_notebook(source, output, parameters=parameters, env=kernel_env, raise_errors=False)
 
 
 def error_outputs(nb: nbformat.NotebookNode) -> list[str]:

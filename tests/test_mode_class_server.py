@@ -49,7 +49,7 @@ def server(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(scope="module")
 def classroom(server: ClassServer, tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
-    """Both learners run lessons 1, 3 and 7, each lesson for both at the same time, with plain papermill."""
+    """Both learners run lessons 1, 3 and 7, each lesson for both at the same time, with the course engine."""
     folders = {learner: tmp_path_factory.mktemp(f"learner-{learner}") for learner in LEARNERS}
     executed: dict[str, dict[str, nbformat.NotebookNode]] = {learner: {} for learner in LEARNERS}
     for lesson in LESSONS:
@@ -59,10 +59,10 @@ def classroom(server: ClassServer, tmp_path_factory: pytest.TempPathFactory) -> 
             env.update(MLFLOW_TRACKING_URI=server.url, COURSE_LEARNER=learner,
                        COURSE_DATA_DIR=str(folders[learner]), COURSE_SPARK_QUICK_JIT="1")
             output = folders[learner] / f"{lesson}.ipynb"
-            parameters = [arg for name, value in FAST_PARAMETERS.get(lesson, {}).items() for arg in ("-y", f"{name}: {value!r}")]
+            parameters = [arg for name, value in FAST_PARAMETERS.get(lesson, {}).items() for arg in ("-p", name, repr(value))]
             running[learner] = (output, subprocess.Popen(
-                [sys.executable, "-m", "papermill", str(REPO / "solutions" / f"{lesson}.ipynb"), str(output),
-                 "-k", KERNEL_NAME, "--cwd", str(REPO / "solutions"), "--no-progress-bar", *parameters],
+                [sys.executable, "-m", "coursekit.engine", str(REPO / "solutions" / f"{lesson}.ipynb"), str(output),
+                 "-k", KERNEL_NAME, "--cwd", str(REPO / "solutions"), *parameters],
                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
             ))
         for learner, (output, process) in running.items():

@@ -31,7 +31,6 @@ from databricks_sim import APP_NAME, CATALOG, LOG_LEVEL, RUNTIME, USER, Simulati
 from mlflow.tracking import MlflowClient
 from nbrun import FAST_PARAMETERS, REPO, check_outcomes, error_outputs, text_outputs
 
-from coursekit.settings import KERNEL_NAME
 
 pytestmark = [pytest.mark.modes, pytest.mark.notebook]
 
@@ -73,7 +72,7 @@ def simulation(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(scope="module")
 def executed(simulation: Simulation, tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[nbformat.NotebookNode]]:
-    """Lessons 1, 3, 7, then 1 and 7 again, one notebook at a time, with plain papermill in a simulated Databricks kernel."""
+    """Lessons 1, 3, 7, then 1 and 7 again, one notebook at a time, with the course engine in a simulated Databricks kernel."""
     folder = tmp_path_factory.mktemp("notebooks")
     notebooks: dict[str, list[nbformat.NotebookNode]] = {lesson: [] for lesson in LESSONS}
     seconds: dict[str, list[float]] = {lesson: [] for lesson in LESSONS}
@@ -84,11 +83,10 @@ def executed(simulation: Simulation, tmp_path_factory: pytest.TempPathFactory) -
             probed = folder / f"{lesson}-probed.ipynb"
             nbformat.write(source, probed)
             output = folder / f"{lesson}-run{run}.ipynb"
-            parameters = [arg for name, value in FAST_PARAMETERS.get(lesson, {}).items() for arg in ("-y", f"{name}: {value!r}")]
+            parameters = [arg for name, value in FAST_PARAMETERS.get(lesson, {}).items() for arg in ("-p", name, repr(value))]
             started = time.perf_counter()
             done = subprocess.run(
-                [sys.executable, "-m", "papermill", str(probed), str(output), "-k", KERNEL_NAME,
-                 "--cwd", str(REPO / "solutions"), "--no-progress-bar", *parameters],
+                [sys.executable, "-m", "coursekit.engine", str(probed), str(output), "--cwd", str(REPO / "solutions"), *parameters],
                 env=simulation.kernel_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=900,
                 check=False,
             )

@@ -10,37 +10,29 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import tempfile
 from pathlib import Path
 
 import nbformat
-from nbclient import NotebookClient
 
 from coursekit.authoring.generate import pairs
-from coursekit.settings import KERNEL_NAME
+from coursekit.engine import CELL_TIMEOUT, execute_notebook, without_run_metadata
 
 log = logging.getLogger(__name__)
 
 
-def execute_in_place(path: Path, timeout: int = 600) -> None:
-    """Run ``path`` top to bottom in a fresh course kernel and save it with its outputs."""
-    nb = nbformat.read(path, as_version=4)
+def execute_in_place(path: Path, timeout: int = CELL_TIMEOUT) -> None:
+    """Run ``path`` top to bottom in a fresh course kernel and save it with its outputs.
+
+    The run goes to a temporary copy first: a failing cell raises and leaves ``path`` as it was.
+    """
     with tempfile.TemporaryDirectory(prefix="course-refresh-") as data_dir:
-        previous = os.environ.get("COURSE_DATA_DIR")
-        os.environ["COURSE_DATA_DIR"] = data_dir
-        try:
-            NotebookClient(
-                nb, timeout=timeout, kernel_name=KERNEL_NAME, record_timing=False,
-                resources={"metadata": {"path": str(path.parent)}},
-            ).execute()
-        finally:
-            if previous is None:
-                os.environ.pop("COURSE_DATA_DIR", None)
-            else:
-                os.environ["COURSE_DATA_DIR"] = previous
-    nbformat.write(nb, path)
+        executed = execute_notebook(
+            path, Path(data_dir) / path.name, env={"COURSE_DATA_DIR": data_dir, "MLFLOW_TRACKING_URI": None},
+            cell_timeout=timeout,
+        )
+    nbformat.write(without_run_metadata(executed), path)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,14 +31,12 @@ from pathlib import Path
 from typing import Any
 
 import nbformat
-import papermill
 import psutil
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat import NotebookNode
-from papermill.exceptions import PapermillExecutionError
 from papermill.execute import ERROR_MARKER_TAG
 
-from coursekit.engine import ENGINE_NAME, MAX_MESSAGE_CHARS, TIMEOUT_ENAME, BudgetedEngine
+from coursekit.engine import MAX_MESSAGE_CHARS, TIMEOUT_ENAME, CourseEngine, execute_notebook
 from coursekit.exercises.checks import CHECK_MIMETYPE
 from coursekit.instructor.fingerprint import changed_paths, content_digest, stat_snapshot
 from coursekit.instructor.processes import OrphanReaper, become_subreaper, kill_descendants
@@ -77,7 +75,7 @@ class Job:
 
 def _kernel_pid() -> int | None:
     """The pid of the kernel the current run started, once it is known."""
-    client = BudgetedEngine.client
+    client = CourseEngine.client
     provisioner = getattr(getattr(client, "km", None), "provisioner", None)
     pid = getattr(provisioner, "pid", None)
     return pid if isinstance(pid, int) else None
@@ -154,7 +152,7 @@ class Watcher:
             self.tampered = newly_tampered = True
         outside = [p for p in changed_paths(self.baseline, stat_snapshot(self.roots)) if p not in self.reported]
         self.reported.update(outside)
-        truncated = bool(BudgetedEngine.client and BudgetedEngine.client.output_truncated)
+        truncated = bool(CourseEngine.client and CourseEngine.client.output_truncated)
         return {"tampered": newly_tampered, "outside": outside, "truncated": truncated}
 
 
@@ -209,16 +207,13 @@ def run(job: Job) -> None:
     reaper = OrphanReaper(_kernel_pid)
     reaper.start()
     try:
-        papermill.execute_notebook(
-            job.notebook, job.output, kernel_name=job.kernel_name, engine_name=ENGINE_NAME, cwd=job.workdir,
-            progress_bar=False, log_output=False, start_timeout=120, execution_timeout=job.cell_timeout,
-            allow_errors=True, interrupt_on_timeout=True,
+        execute_notebook(
+            job.notebook, job.output, kernel_name=job.kernel_name, cwd=job.workdir, cell_timeout=job.cell_timeout,
+            start_timeout=120, allow_errors=True, interrupt_on_timeout=True, raise_errors=False,
             error_on_timeout={"ename": TIMEOUT_ENAME, "evalue": f"the cell ran longer than {job.cell_timeout} s", "traceback": []},
             max_output_bytes=job.max_output_bytes,
             on_cell_start=watcher.on_cell_start, on_cell_executed=watcher.on_cell_executed,
         )
-    except PapermillExecutionError:
-        pass  # cell errors are in the events; execution went on past them
     except DeadKernelError:
         status, detail = "kernel died", "the kernel process exited during a cell"
     except CellTimeoutError as exc:

@@ -1,25 +1,30 @@
-"""The grader's engine: an output budget that keeps what fits, and polling that finds a lost reply."""
+"""The one execution engine: polling that finds a lost reply, an output budget that keeps what fits, the call and the command."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 import time
 import types
+from pathlib import Path
 from queue import Empty
 from typing import Any
 
 import nbformat
 import pytest
 from nbclient import NotebookClient
+from papermill.exceptions import PapermillExecutionError
 
-from coursekit.engine import MAX_TRACEBACK_CHARS, BudgetedClient, clip_error, polling
+from coursekit.engine import MAX_TRACEBACK_CHARS, CourseClient, clip_error, execute_notebook, polling, without_run_metadata
 from coursekit.exercises.checks import CHECK_MIMETYPE
 from coursekit.instructor.runner import checks_in_outputs
 
 
-def _client(budget: int) -> BudgetedClient:
-    client = BudgetedClient(types.SimpleNamespace(nb=nbformat.v4.new_notebook()), max_output_bytes=budget, kernel_name="none")
+def _client(budget: int) -> CourseClient:
+    client = CourseClient(types.SimpleNamespace(nb=nbformat.v4.new_notebook()), max_output_bytes=budget, kernel_name="none")
     client.reset_execution_trackers()
     client.clear_before_next_output = False
     return client
@@ -147,3 +152,39 @@ def test_polling_keeps_the_deadline() -> None:
 
     result, waited = _timed(polling(never, step=0.05)(timeout=0.2))
     assert isinstance(result, Empty) and 0.2 <= waited < 1
+
+
+def _tiny(path: Path, *sources: str) -> Path:
+    cells = [nbformat.v4.new_code_cell(src) for src in sources]
+    cells[0].metadata["tags"] = ["parameters"]
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), path)
+    return path
+
+
+@pytest.mark.notebook
+def test_execute_notebook_passes_parameters_and_the_kernel_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ENGINE_TEST_GONE", "inherited")
+    source = _tiny(tmp_path / "in.ipynb", "N = 1", "import os\nprint(N * 2, os.environ.get('ENGINE_TEST_SET'), os.environ.get('ENGINE_TEST_GONE'), os.getcwd())")
+    nb = execute_notebook(source, tmp_path / "out.ipynb", parameters={"N": 21}, cwd=tmp_path,
+                          env={"ENGINE_TEST_SET": "here", "ENGINE_TEST_GONE": None})
+    assert nb.cells[-1].outputs[0]["text"] == f"42 here None {tmp_path}\n"
+    assert os.environ["ENGINE_TEST_GONE"] == "inherited" and "ENGINE_TEST_SET" not in os.environ
+    assert without_run_metadata(nb).metadata.get("papermill") is None
+    assert all("papermill" not in c.metadata and "execution" not in c.metadata for c in nb.cells)
+
+
+@pytest.mark.notebook
+def test_a_failing_cell_raises_or_is_returned_and_the_command_says_which(tmp_path: Path) -> None:
+    source = _tiny(tmp_path / "in.ipynb", "N = 1", "raise ValueError('no good')", "print('never')")
+    with pytest.raises(PapermillExecutionError):
+        execute_notebook(source, tmp_path / "out.ipynb")
+    nb = execute_notebook(source, tmp_path / "out.ipynb", raise_errors=False)
+    assert [o["ename"] for o in nb.cells[-2].outputs if o["output_type"] == "error"] == ["ValueError"]
+    assert nb.cells[-1].outputs == []
+    done = subprocess.run([sys.executable, "-m", "coursekit.engine", str(source), str(tmp_path / "cli.ipynb"), "-p", "N", "[1, 2]"],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 1 and "in.ipynb: cell 2 raised ValueError: no good" in done.stderr
+    ok = _tiny(tmp_path / "ok.ipynb", "N = 1", "print(N)")
+    done = subprocess.run([sys.executable, "-m", "coursekit.engine", str(ok), str(tmp_path / "cli.ipynb"), "-p", "N", "[1, 2]"],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0 and nbformat.read(tmp_path / "cli.ipynb", as_version=4).cells[-1].outputs[0]["text"] == "[1, 2]\n"
