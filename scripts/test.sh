@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set everything up, then run the whole test suite: unit tests, notebook execution
-# (papermill), stored-output validation (nbval) and the lessons-in-sync check.
+# (coursekit.engine, papermill underneath), stored-output validation (nbval) and the lessons-in-sync check.
 # Extra arguments go to pytest, e.g. `bash scripts/test.sh -k lesson01`.
 set -euo pipefail
 
@@ -30,23 +30,7 @@ unset MLFLOW_TRACKING_URI SPARK_REMOTE
 # The suite runs many short-lived kernels, often two at once: the quick JIT suits them (coursekit/spark.py).
 export COURSE_SPARK_QUICK_JIT="${COURSE_SPARK_QUICK_JIT:-1}"
 
-# Two pytest sessions: nbval's kernels then start from this clean environment, whatever the
-# tests before them did to MLflow's variables in-process.
-status=0
-"$VENV/bin/python" -m pytest tests -p no:cacheprovider "$@" || status=$?
-# nbval twice in a row against one store (this run's COURSE_DATA_DIR): the stored outputs must hold for a
-# learner's second run too, when every experiment, run name and registered model already exists. The second
-# pass also masks what a second run changes by design (tests/nbval_rerun.cfg: version numbers, counts, lesson 7's
-# champion); the first pass compares those too.
-cat tests/nbval_sanitize.cfg tests/nbval_rerun.cfg > "$COURSE_DATA_DIR/nbval_rerun.cfg"
-for pass in first second; do
-  sanitize=tests/nbval_sanitize.cfg
-  [ "$pass" = second ] && sanitize="$COURSE_DATA_DIR/nbval_rerun.cfg"
-  echo "nbval, $pass pass over solutions/ (store: $COURSE_DATA_DIR)"
-  "$VENV/bin/python" -m pytest solutions \
-    --nbval-lax \
-    --nbval-kernel-name mlflow-spark-course \
-    --nbval-sanitize-with "$sanitize" \
-    -p no:cacheprovider "$@" || status=$?
-done
-exit "$status"
+# One pytest session. nbval runs inside it (tests/test_notebooks.py), in a pytest session of its own with a
+# clean environment: it executes every solution once against one fresh store and compares the stored outputs;
+# the course engine then runs each solution again against that store.
+"$VENV/bin/python" -m pytest tests -p no:cacheprovider "$@"

@@ -37,3 +37,4 @@ def course_store(tmp_path: Path) -> Iterator[Path]:
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
     yield tmp_path
     mlflow.set_tracking_uri(previous)
+

@@ -15,6 +15,18 @@ REPO = Path(__file__).resolve().parent.parent
 SOLUTIONS = sorted((REPO / "solutions").glob("[0-9][0-9]_*.ipynb"))
 LESSONS = sorted((REPO / "lessons").glob("[0-9][0-9]_*.ipynb"))
 
+#: The exercises each lesson checks (its q1.check() … calls).
+EXERCISES = {
+    "01_first_run": {"q1", "q2", "q3", "q4", "q5"},
+    "02_log_metrics": {"q1", "q2", "q3", "q4", "q5"},
+    "03_log_model": {"q1", "q2", "q3", "q4", "q5"},
+    "04_compare_runs": {"q1", "q2", "q3", "q4"},
+    "05_tune_interactively": {"q1", "q2", "q3"},
+    "06_autolog_nested_runs": {"q1", "q2", "q3", "q4", "q5"},
+    "07_model_registry": {"q1", "q2", "q3", "q4", "q5"},
+    "08_capstone": {"q1", "q2", "q3"},
+}
+
 # CI shrinks the work through each notebook's `parameters` cell.
 FAST_PARAMETERS: dict[str, dict[str, Any]] = {
     "01_first_run": {"NUM_TREES": 10, "MAX_DEPTH": 4, "LEARNER": "ci"},

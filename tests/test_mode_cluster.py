@@ -17,9 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from nbrun import EXERCISES, FAST_PARAMETERS, REPO, SOLUTIONS, check_outcomes, error_outputs, run_notebook
 
-from nbrun import FAST_PARAMETERS, REPO, SOLUTIONS, check_outcomes, error_outputs, run_notebook
-from test_notebooks import EXERCISES
 from coursekit.ports import first_free
 from coursekit.spark import APP_NAME
 

@@ -31,7 +31,6 @@ from databricks_sim import APP_NAME, CATALOG, LOG_LEVEL, RUNTIME, USER, Simulati
 from mlflow.tracking import MlflowClient
 from nbrun import FAST_PARAMETERS, REPO, check_outcomes, error_outputs, text_outputs
 
-
 pytestmark = [pytest.mark.modes, pytest.mark.notebook]
 
 LESSONS = ("01_first_run", "03_log_model", "07_model_registry")

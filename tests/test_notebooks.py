@@ -4,28 +4,26 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from xml.etree import ElementTree
 
 import mlflow
+import nbformat
 import pyspark
 import pytest
 from mlflow.tracking import MlflowClient
-from nbrun import FAST_PARAMETERS, LESSONS, SOLUTIONS, check_outcomes, error_outputs, run_notebook
+from nbrun import EXERCISES, LESSONS, REPO, SOLUTIONS, check_outcomes, error_outputs, run_notebook
 
 from coursekit.exercises import lesson01, lesson06, lesson07, lesson08
 from coursekit.instructor.recheck import recheck, recheckable
+from coursekit.settings import KERNEL_NAME
 from coursekit.tracking import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG
-
-EXERCISES = {
-    "01_first_run": {"q1", "q2", "q3", "q4", "q5"},
-    "02_log_metrics": {"q1", "q2", "q3", "q4", "q5"},
-    "03_log_model": {"q1", "q2", "q3", "q4", "q5"},
-    "04_compare_runs": {"q1", "q2", "q3", "q4"},
-    "05_tune_interactively": {"q1", "q2", "q3"},
-    "06_autolog_nested_runs": {"q1", "q2", "q3", "q4", "q5"},
-    "07_model_registry": {"q1", "q2", "q3", "q4", "q5"},
-    "08_capstone": {"q1", "q2", "q3"},
-}
 
 pytestmark = pytest.mark.notebook
 
@@ -35,41 +33,90 @@ def test_every_solution_has_a_lesson_and_exercise_list() -> None:
     assert {p.stem for p in SOLUTIONS} == set(EXERCISES)
 
 
+@dataclass
+class SolutionRuns:
+    """Every solution run twice in a row in one store: first by nbval, then by the course engine."""
+
+    nbval: dict[str, list[str]]  # solution stem -> the outcome of each of its nbval items (one per code cell)
+    nbval_log: str
+    first_store: Path  # the store's database as nbval's run left it (artifacts stay in ``store``)
+    store: Path
+    second: dict[str, nbformat.NotebookNode]  # the engine's run, after nbval's
+
+    def first_uri(self) -> str:
+        """Tracking URI of the store as it was after the first run of every solution."""
+        return f"sqlite:///{self.first_store}"
+
+
+def _nbval_outcomes(junit: Path) -> dict[str, list[str]]:
+    outcomes: dict[str, list[str]] = {}
+    for case in ElementTree.parse(junit).getroot().iter("testcase"):
+        stem = Path(case.get("file") or case.get("classname", "").replace(".", "/")).stem
+        verdicts = [child.tag for child in case if child.tag in ("failure", "error", "skipped")]
+        outcomes.setdefault(stem, []).append(verdicts[0] if verdicts else "passed")
+    return outcomes
+
+
+@pytest.fixture(scope="module")
+def solution_runs(tmp_path_factory: pytest.TempPathFactory) -> SolutionRuns:
+    """Run 1: nbval over solutions/, in a pytest session of its own, comparing the stored outputs (as CI's nbval
+    pass did). Run 2: each solution again with the course engine against the same store, as a learner's rerun.
+    nbval's run is the first so that it compares the outputs a learner sees on a first run, exactly."""
+    root = tmp_path_factory.mktemp("solutions")
+    store = root / "store"
+    store.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "SPARK_REMOTE", "PYTEST_"))}
+    env["COURSE_DATA_DIR"] = str(store)
+    junit = root / "nbval.xml"
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", *map(str, SOLUTIONS), "--nbval-lax", "--nbval-kernel-name", KERNEL_NAME,
+         "--nbval-sanitize-with", str(REPO / "tests" / "nbval_sanitize.cfg"), "-p", "no:cacheprovider", "-q",
+         f"--junitxml={junit}", "-o", "junit_family=xunit1"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=3600, check=False,
+    )
+    first = root / "first-run.db"
+    shutil.copyfile(store / "mlflow.db", first)
+    second = {s.stem: run_notebook(s, root / f"{s.stem}-run2.ipynb", store) for s in SOLUTIONS}
+    return SolutionRuns(_nbval_outcomes(junit) if junit.exists() else {}, done.stdout[-5000:] + done.stderr[-3000:],
+                        first, store, second)
+
+
 @pytest.mark.parametrize("solution", SOLUTIONS, ids=lambda p: p.stem)
-def test_solution_passes_every_check_twice_in_the_same_store(solution: Path, tmp_path: Path, course_store: Path) -> None:
-    """Standalone from a fresh kernel, and again against the same store (no 'already exists')."""
-    params = FAST_PARAMETERS.get(solution.stem, {})
-    for attempt in (1, 2):
-        nb = run_notebook(solution, tmp_path / f"run{attempt}.ipynb", course_store, params)
-        assert error_outputs(nb) == [], f"attempt {attempt}"
-        outcomes = check_outcomes(nb)
-        assert outcomes == {key: "correct" for key in EXERCISES[solution.stem]}, f"attempt {attempt}"
+def test_nbval_first_run_matches_the_stored_outputs(solution: Path, solution_runs: SolutionRuns) -> None:
+    """Standalone from a fresh kernel and a fresh store: every tagged output (checks included) as stored."""
+    code_cells = [c for c in nbformat.read(solution, as_version=4).cells if c.cell_type == "code"]
+    outcomes = solution_runs.nbval.get(solution.stem, [])
+    assert outcomes == ["passed"] * len(code_cells), solution_runs.nbval_log
+
+
+@pytest.mark.parametrize("solution", SOLUTIONS, ids=lambda p: p.stem)
+def test_solution_passes_every_check_again_in_the_same_store(solution: Path, solution_runs: SolutionRuns) -> None:
+    """The second run, against the store the first one filled (no 'already exists'), passes every check."""
+    nb = solution_runs.second[solution.stem]
+    assert error_outputs(nb) == []
+    assert check_outcomes(nb) == {key: "correct" for key in EXERCISES[solution.stem]}
     # The grader re-asks the store-only checks once the notebook has run: the answer key must still hold then.
-    again = recheck(solution.stem, course_store)
+    again = recheck(solution.stem, solution_runs.store)
     assert {key: answer["outcome"] for key, answer in again.items()} == dict.fromkeys(recheckable(solution.stem), "correct")
 
 
-@pytest.mark.parametrize("lesson", LESSONS, ids=lambda p: p.stem)
-def test_shipped_lesson_runs_clean_and_reports_not_attempted(lesson: Path, tmp_path: Path, course_store: Path) -> None:
-    nb = run_notebook(lesson, tmp_path / "lesson.ipynb", course_store, FAST_PARAMETERS.get(lesson.stem, {}))
-    assert error_outputs(nb) == []
-    assert check_outcomes(nb) == {key: "not attempted" for key in EXERCISES[lesson.stem]}
-    for cell in nb.cells:
-        for out in cell.get("outputs", []) if cell.cell_type == "code" else []:
-            assert "Traceback" not in str(out), cell.source
+@pytest.fixture
+def first_run_store(solution_runs: SolutionRuns) -> Iterator[SolutionRuns]:
+    """MLflow in the test process reads the store as the solutions' first run left it."""
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(solution_runs.first_uri())
+    yield solution_runs
+    mlflow.set_tracking_uri(previous)
 
 
-def test_lesson01_solution_writes_the_runs_it_teaches(tmp_path: Path, course_store: Path) -> None:
+def test_lesson01_solution_writes_the_runs_it_teaches(tmp_path: Path, first_run_store: SolutionRuns) -> None:
     """Read the store the notebook wrote: experiment tag, params, tags, metric range, model files."""
-    params = FAST_PARAMETERS["01_first_run"]
-    nb = run_notebook(SOLUTIONS[0], tmp_path / "out.ipynb", course_store, params)
-    assert error_outputs(nb) == []
-
+    params = _parameters(SOLUTIONS[0])
     client = MlflowClient()
     experiment = client.get_experiment_by_name(lesson01.EXPERIMENT)
     assert experiment is not None
     assert experiment.tags[EXPERIMENT_KIND_TAG] == EXPERIMENT_KIND
-    assert experiment.artifact_location.startswith((course_store / "artifacts").as_uri())
+    assert experiment.artifact_location.startswith((first_run_store.store / "artifacts").as_uri())
 
     runs = {r.info.run_name: r for r in client.search_runs([experiment.experiment_id])}
     assert {"hello-run", "ex1-params", "ex2-tags", "ex3-auc", "small-forest", "seed-snippet", "ex5-model"} <= set(runs)
@@ -97,21 +144,19 @@ def test_lesson01_solution_writes_the_runs_it_teaches(tmp_path: Path, course_sto
 
 
 def _parameters(solution: Path) -> dict[str, object]:
-    """The values of a notebook's `parameters` cell, with the test's overrides applied."""
+    """The values of a notebook's `parameters` cell."""
     cells = json.loads(solution.read_text(encoding="utf-8"))["cells"]
     source = next("".join(c["source"]) for c in cells if "parameters" in c.get("metadata", {}).get("tags", []))
     values: dict[str, object] = {}
     exec(source, {}, values)  # noqa: S102 - our own notebook's constants
-    return {**values, **FAST_PARAMETERS.get(solution.stem, {})}
+    return values
 
 
-def test_lesson06_solution_writes_what_the_lesson_says_autolog_records(tmp_path: Path, course_store: Path) -> None:
-    """Every claim lesson 6 makes about MLflow 3.17's pyspark.ml autolog, read from the store the solution wrote."""
+def test_lesson06_solution_writes_what_the_lesson_says_autolog_records(first_run_store: SolutionRuns) -> None:
+    """Every claim lesson 6 makes about MLflow 3.17's pyspark.ml autolog, read from the store its first run wrote."""
     solution = next(p for p in SOLUTIONS if p.stem == "06_autolog_nested_runs")
     values = _parameters(solution)
-    nb = run_notebook(solution, tmp_path / "out.ipynb", course_store, FAST_PARAMETERS.get(solution.stem, {}))
-    assert error_outputs(nb) == []
-    assert set(check_outcomes(nb).values()) == {"correct"}
+    nb = first_run_store.second[solution.stem]  # the engine's run: its markdown and stderr are what every run shows
     # silent=True: none of MLflow's own autologging messages reach the notebook.
     stderr = "".join(out.get("text", "") for c in nb.cells if c.cell_type == "code" for out in c.get("outputs", [])
                      if out.get("name") == "stderr")
@@ -184,13 +229,8 @@ def test_lesson06_solution_writes_what_the_lesson_says_autolog_records(tmp_path:
         assert not {"mlflow.autologging", "estimator_class"} & set(child.data.tags)
 
 
-def test_registry_after_lesson07_then_capstone_in_one_store(tmp_path: Path, course_store: Path) -> None:
-    """Read the registry the two notebooks wrote: versions, tags, description, and where the aliases point."""
-    registry, capstone = (next(p for p in SOLUTIONS if p.stem == stem) for stem in ("07_model_registry", "08_capstone"))
-    for notebook in (registry, capstone):
-        nb = run_notebook(notebook, tmp_path / notebook.name, course_store, FAST_PARAMETERS[notebook.stem])
-        assert error_outputs(nb) == [], notebook.stem
-        assert set(check_outcomes(nb).values()) == {"correct"}, notebook.stem
+def test_registry_after_lesson07_then_capstone_in_one_store(first_run_store: SolutionRuns) -> None:
+    """Read the registry lesson 7 then the capstone wrote (their first run): versions, tags, description, aliases."""
 
     client = MlflowClient()
     model = client.get_registered_model(lesson07.MODEL_NAME)

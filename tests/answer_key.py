@@ -1,0 +1,39 @@
+"""The grader's answer-key run: the documented grading command on every solution and shipped lesson."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class AnswerKey:
+    """What ``python -m coursekit.instructor.grade --solutions --lessons`` produced."""
+
+    done: subprocess.CompletedProcess[str]
+    out: Path
+    rows: list[dict[str, str]]
+
+    def executed(self, learner: str, lesson: str) -> Path:
+        """The executed notebook the grader kept for ``learner`` ("solutions" or "lessons") and ``lesson``."""
+        return self.out / "notebooks" / learner / f"{lesson}.ipynb"
+
+
+def grade_answer_key(out: Path) -> AnswerKey:
+    """Run ``python -m coursekit.instructor.grade --solutions --lessons --out OUT --jobs 2`` and read its gradebook."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "coursekit.instructor.grade", "--solutions", "--lessons", "--out", str(out), "--jobs", "2"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=1800, check=False,
+    )
+    rows: list[dict[str, str]] = []
+    if (out / "gradebook.csv").is_file():
+        with (out / "gradebook.csv").open(newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+    return AnswerKey(done, out, rows)
