@@ -11,8 +11,8 @@ import math
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
-from coursekit.exercises.checks import BLANK, CheckResult, Exercise, correct, incorrect, is_blank, not_attempted
-from coursekit.exercises.store import artifact_paths, find_latest_run, similar_keys, user_tags
+from coursekit.exercises.checks import CheckResult, Exercise, correct, incorrect, not_attempted
+from coursekit.exercises.store import artifact_paths, find_latest_run, logged_model, similar_keys, user_tags
 from coursekit.exercises.verdicts import (
     DELETE_HOW,
     HELD_OUT,
@@ -20,6 +20,9 @@ from coursekit.exercises.verdicts import (
     missing_run,
     not_a_result,
     rows_scored,
+    run_id_problem,
+    run_in,
+    still_blank,
     unfinished_run,
 )
 from coursekit.settings import experiment_name
@@ -57,11 +60,6 @@ def _leak_message(run: Run, rows: str) -> str:
         "seen those rows, so it scores them far better than new patients. Score the held-out rows, "
         "model.transform(test)."
     )
-
-
-def _blank_keys(values: dict[str, str]) -> list[str]:
-    """Keys whose value is still the starter's ``____`` placeholder."""
-    return sorted(k for k, v in values.items() if v.strip() == repr(BLANK) or k == repr(BLANK))
 
 
 def _missing_key(kind: str, wanted: str, present: dict[str, str]) -> CheckResult:
@@ -103,12 +101,9 @@ with mlflow.start_run(run_name="ex1-params"):
             )
         if not params:
             return not_attempted(f"Run '{PARAMS_RUN}' exists but has no params yet: fill in the blanks and run the cell again.")
-        blanks = _blank_keys(params)
-        if blanks:
-            return not_attempted(f"Param {blanks[0]!r} is still the blank ____: replace every ____ and run the cell again.")
-        unfinished = unfinished_run(run)
-        if unfinished:
-            return unfinished
+        problem = still_blank(params, "Param") or unfinished_run(run)
+        if problem:
+            return problem
         for name in ("model_type", "numTrees", "maxDepth"):
             if name not in params:
                 return _missing_key("param", name, params)
@@ -145,12 +140,9 @@ with mlflow.start_run(run_name="ex2-tags"):
         params = run.data.params
         if not tags and not params:
             return not_attempted(f"Run '{TAGS_RUN}' exists but has no tags yet: fill in the blanks and run the cell again.")
-        blanks = _blank_keys({**params, **tags})
-        if blanks:
-            return not_attempted(f"{blanks[0]!r} is still the blank ____: replace every ____ and run the cell again.")
-        unfinished = unfinished_run(run)
-        if unfinished:
-            return unfinished
+        problem = still_blank({**params, **tags}) or unfinished_run(run)
+        if problem:
+            return problem
         for name in ("env", "user"):
             if name not in tags:
                 if name in params:
@@ -248,21 +240,14 @@ best_run_id = best.loc[0, "run_id"]
 """
 
     def evaluate(self, best_run_id: object = None) -> CheckResult:
-        if is_blank(best_run_id):
-            return not_attempted("best_run_id is still blank: set it to the run_id of the run with the highest AUC.")
-        if not isinstance(best_run_id, str):
-            return incorrect(
-                f"best_run_id is a {type(best_run_id).__name__}, not a string: take one value from the "
-                "run_id column, for example best.loc[0, 'run_id']."
-            )
+        problem = run_id_problem(best_run_id, "best_run_id", "set it to the run_id of the run with the highest AUC.",
+                                 "take one value from the run_id column, for example best.loc[0, 'run_id'].")
+        if problem:
+            return problem
         client = MlflowClient()
-        try:
-            run = client.get_run(best_run_id)
-        except Exception:  # noqa: BLE001 - any lookup failure means the id is not a run
-            return incorrect(f"No run has the id {best_run_id!r}: copy it from the run_id column of search_runs.")
-        experiment = client.get_experiment_by_name(EXPERIMENT)
-        if experiment is None or run.info.experiment_id != experiment.experiment_id:
-            return incorrect(f"That run belongs to another experiment: search only experiment_names=[{EXPERIMENT!r}].")
+        run = run_in(EXPERIMENT, str(best_run_id), f"search only experiment_names=[{EXPERIMENT!r}].", client)
+        if isinstance(run, CheckResult):
+            return run
         if "AUC" not in run.data.metrics:
             return incorrect("That run has no AUC metric: order by metrics.AUC DESC so runs with an AUC come first.")
         retired = not_a_result(run)
@@ -275,7 +260,7 @@ best_run_id = best.loc[0, "run_id"]
                 f"You picked '{run.info.run_name}' (AUC {auc:.3f}), but its AUC {why}, so exercise 3 rejects it: "
                 f"{DELETE_HOW}, then search again."
             )
-        top, rejected = best_scored_run(client, experiment.experiment_id)
+        top, rejected = best_scored_run(client, run.info.experiment_id)
         if top is None:
             return incorrect("No FINISHED run of the experiment has an AUC scored on the test rows yet: finish exercise 3 first.")
         top_auc = top.data.metrics["AUC"]
@@ -379,21 +364,11 @@ with mlflow.start_run(run_name="ex5-model"):
 
 
 def _logged_model_flavors(run: Run) -> set[str] | None:
-    """Flavours of a model named ``rf_model`` logged as an MLflow 3 LoggedModel by this run, if any.
-
-    MLflow 3.17's Spark flavour still stores the model among the run's artifacts, but
-    other flavours (and later versions) record a separate LoggedModel instead.
-    """
+    """Flavours of a model named ``rf_model`` logged as an MLflow 3 LoggedModel by this run, if any."""
     from mlflow.models import get_model_info
 
-    client = MlflowClient()
-    models = client.search_logged_models(
-        experiment_ids=[run.info.experiment_id], filter_string=f"source_run_id = '{run.info.run_id}'"
-    )
-    for model in models:
-        if model.name == MODEL_PATH:
-            return set(get_model_info(f"models:/{model.model_id}").flavors)
-    return None
+    model = logged_model(run, MODEL_PATH)
+    return None if model is None else set(get_model_info(f"models:/{model.model_id}").flavors)
 
 
 q1 = LogParams()

@@ -11,15 +11,15 @@ import math
 import numbers
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from unittest import mock
 
-from mlflow.entities import Metric
+from mlflow.entities import Metric, Run
 from mlflow.tracking import MlflowClient
 
 from coursekit.exercises.checks import CheckResult, Exercise, close_to, correct, incorrect, is_blank, not_attempted
-from coursekit.exercises.store import artifact_paths, find_latest_run, similar_keys
+from coursekit.exercises.store import QUIET_DOWNLOADS, artifact_paths, find_latest_run, similar_keys
 from coursekit.exercises.verdicts import missing_run, scored_on_wrong_rows, unfinished_run
 from coursekit.settings import experiment_name
 
@@ -40,7 +40,6 @@ QUIZ_LOG = ((3, 0.70), (1, 0.90), (3, 0.80), (2, 0.75))
 # Other words learners use for each data split, to recognise e.g. test_auc or validation_auc.
 _SPLIT_WORDS = {"val": ("validation", "valid", "test", "eval", "holdout"), "train": ("training", "trn", "fit")}
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_PROGRESS_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 
 
 def _squash(text: str) -> str:
@@ -64,6 +63,14 @@ def _missing_metric(wanted: str, metrics: dict[str, float], how: str) -> CheckRe
     if alias:
         return incorrect(f"Found metric {alias[0]!r}; this lesson's convention calls it {wanted!r}: data split first, then the measure.")
     return incorrect(f"Metric {wanted!r} is missing: {how}.")
+
+
+def _metrics_problem(run: Run, run_name: str, names: Iterable[str], how: str) -> CheckResult | None:
+    """Nothing logged yet, an unfinished run, or the first of ``names`` missing (``how`` says how to log it); else None."""
+    metrics = run.data.metrics
+    if not metrics:
+        return _nothing_yet(run_name, "metrics")
+    return unfinished_run(run) or next((_missing_metric(n, metrics, how) for n in names if n not in metrics), None)
 
 
 def _bad_value(name: str, value: float, where: str = "") -> CheckResult | None:
@@ -112,14 +119,9 @@ with mlflow.start_run(run_name="ex1-metrics"):
         as_params = [k for k in VAL_METRICS if k in params and k not in metrics]
         if as_params:
             return incorrect(f"{as_params[0]!r} was logged as a param: measured numbers are metrics (mlflow.log_metrics).")
-        if not metrics:
-            return _nothing_yet(METRICS_RUN, "metrics")
-        unfinished = unfinished_run(run)
-        if unfinished:
-            return unfinished
-        for name in VAL_METRICS:
-            if name not in metrics:
-                return _missing_metric(name, metrics, "add it to the dict you pass to mlflow.log_metrics")
+        problem = _metrics_problem(run, METRICS_RUN, VAL_METRICS, "add it to the dict you pass to mlflow.log_metrics")
+        if problem:
+            return problem
         bad = next(filter(None, (_bad_value(name, metrics[name]) for name in VAL_METRICS)), None)
         if bad:
             return bad
@@ -173,15 +175,9 @@ with mlflow.start_run(run_name="ex2-steps") as steps_run:
         run = find_latest_run(EXPERIMENT, STEPS_RUN)
         if run is None:
             return missing_run(EXPERIMENT, STEPS_RUN)
-        metrics = run.data.metrics
-        if not metrics:
-            return _nothing_yet(STEPS_RUN, "metrics")
-        unfinished = unfinished_run(run)
-        if unfinished:
-            return unfinished
-        for name in STEP_METRICS:
-            if name not in metrics:
-                return _missing_metric(name, metrics, "log it inside the loop with mlflow.log_metric(..., step=n_trees)")
+        problem = _metrics_problem(run, STEPS_RUN, STEP_METRICS, "log it inside the loop with mlflow.log_metric(..., step=n_trees)")
+        if problem:
+            return problem
         client = MlflowClient()
         steps: dict[str, list[int]] = {}
         values: dict[str, dict[int, float]] = {}
@@ -341,8 +337,7 @@ with mlflow.start_run(run_name="ex4-figures"):
 def _read_artifacts(run_id: str, paths: list[str]) -> dict[str, bytes]:
     """The bytes of some artifacts of a run, downloaded quietly to a temporary folder."""
     client = MlflowClient()
-    # Without this, MLflow draws a "Downloading artifacts" progress bar into the learner's notebook.
-    with mock.patch.dict(os.environ, {_PROGRESS_BAR: "false"}), tempfile.TemporaryDirectory(prefix="coursekit-") as tmp:
+    with mock.patch.dict(os.environ, QUIET_DOWNLOADS), tempfile.TemporaryDirectory(prefix="coursekit-") as tmp:
         return {p: Path(client.download_artifacts(run_id, p, tmp)).read_bytes() for p in paths}
 
 

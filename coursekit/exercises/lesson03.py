@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import subprocess
 from collections.abc import Callable
 from typing import Any
-from unittest import mock
 
 import mlflow
 import numpy as np
@@ -23,7 +21,6 @@ from mlflow.tracking import MlflowClient
 
 from coursekit.data import FEATURES, LABEL, PIMA_SHA256
 from coursekit.exercises.checks import (
-    BLANK,
     CheckResult,
     Exercise,
     close_to,
@@ -33,8 +30,8 @@ from coursekit.exercises.checks import (
     not_attempted,
     unsupported,
 )
-from coursekit.exercises.store import artifact_paths, find_latest_run, similar_keys, user_tags
-from coursekit.exercises.verdicts import fitted_in_memory, importances_problem, missing_run, unfinished_run
+from coursekit.exercises.store import artifact_paths, find_latest_run, logged_model, read_artifact_text, similar_keys, user_tags
+from coursekit.exercises.verdicts import fitted_in_memory, importances_problem, missing_run, still_blank, unfinished_run
 from coursekit.settings import experiment_name, on_databricks
 from coursekit.spark_models import CONNECT_PREFIX, is_connect
 
@@ -67,15 +64,6 @@ def current_commit() -> str | None:
     return result.stdout.strip() if result.returncode == 0 and result.stdout.strip() else None
 
 
-def read_artifact_text(artifact_uri: str) -> str | None:
-    """Text of one artifact file (``runs:/<id>/path`` or a storage URI), or None; no download progress bar."""
-    try:
-        with mock.patch.dict(os.environ, {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}):
-            return mlflow.artifacts.load_text(artifact_uri)
-    except Exception:  # noqa: BLE001 - a missing file is an answer here, not an error
-        return None
-
-
 def model_files(run: Run, name: str) -> tuple[list[str], Callable[[str], str | None]]:
     """Files of the model ``name`` logged by ``run`` (relative to the model) and a reader for them.
 
@@ -86,12 +74,11 @@ def model_files(run: Run, name: str) -> tuple[list[str], Callable[[str], str | N
     if files:
         return files, lambda path: read_artifact_text(f"runs:/{run_id}/{name}/{path}")
     client = MlflowClient()
-    for model in client.search_logged_models([run.info.experiment_id], filter_string=f"source_run_id = '{run_id}'"):
-        if model.name == name:
-            root = model.artifact_location.rstrip("/")
-            listed = [a.path for a in client.list_logged_model_artifacts(model.model_id)]
-            return listed, lambda path: read_artifact_text(f"{root}/{path}")
-    return [], lambda path: None
+    model = logged_model(run, name, client)
+    if model is None:
+        return [], lambda path: None
+    root = model.artifact_location.rstrip("/")
+    return [a.path for a in client.list_logged_model_artifacts(model.model_id)], lambda path: read_artifact_text(f"{root}/{path}")
 
 
 def _names(columns_json: object) -> list[str]:
@@ -263,12 +250,9 @@ with mlflow.start_run(run_name="ex3-provenance"):
         inputs = run.inputs.dataset_inputs if run.inputs else []
         if not tags and not params and not inputs:
             return not_attempted(f"Run '{PROVENANCE_RUN}' has no tags yet: fill in the blanks and run the cell again.")
-        blanks = sorted(k for k, v in {**params, **tags}.items() if v.strip() == repr(BLANK))
-        if blanks:
-            return not_attempted(f"{blanks[0]!r} is still the blank ____: replace every ____ and run the cell again.")
-        unfinished = unfinished_run(run)
-        if unfinished:
-            return unfinished
+        problem = still_blank({**params, **tags}) or unfinished_run(run)
+        if problem:
+            return problem
         for name in (COMMIT_TAG, CHECKSUM_TAG):
             if name not in tags:
                 if name in params:

@@ -15,7 +15,8 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from coursekit.exercises.checks import CheckResult, Exercise, correct, incorrect, is_blank, not_attempted
-from coursekit.exercises.verdicts import DELETE_HOW
+from coursekit.exercises.store import experiment_runs
+from coursekit.exercises.verdicts import DELETE_HOW, run_id_problem
 from coursekit.settings import experiment_name
 
 EXPERIMENT = experiment_name("lesson-04-compare-runs")
@@ -28,12 +29,9 @@ Q3_DEPTH = "5"
 
 def grid_runs(client: MlflowClient | None = None) -> list[Run]:
     """The FINISHED grid runs of the lesson (tagged ``grid``), best AUC first."""
-    client = client or MlflowClient()
-    experiment = client.get_experiment_by_name(EXPERIMENT)
-    if experiment is None:
-        return []
-    runs = client.search_runs(
-        [experiment.experiment_id],
+    runs = experiment_runs(
+        EXPERIMENT,
+        client,
         filter_string=f"tags.{GRID_TAG} = '{GRID_VALUE}' and attributes.status = 'FINISHED'",
         order_by=["metrics.AUC DESC"],
     )
@@ -102,10 +100,10 @@ best20_id = best20.loc[0, "run_id"]
 """
 
     def evaluate(self, best20_id: object = None) -> CheckResult:
-        if is_blank(best20_id):
-            return not_attempted("best20_id is still blank: set it to the run_id of the best run with numTrees = 20.")
-        if not isinstance(best20_id, str):
-            return incorrect(f"best20_id is a {type(best20_id).__name__}; take one string from the run_id column.")
+        problem = run_id_problem(best20_id, "best20_id", "set it to the run_id of the best run with numTrees = 20.",
+                                 "take one string from the run_id column.")
+        if problem:
+            return problem
         runs = grid_runs()
         if not runs:
             return _no_grid()

@@ -6,8 +6,8 @@ from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
 from coursekit.exercises.checks import CheckResult, Exercise, correct, incorrect, is_blank, not_attempted
-from coursekit.exercises.store import artifact_paths
-from coursekit.exercises.verdicts import same_param
+from coursekit.exercises.store import artifact_paths, experiment_runs
+from coursekit.exercises.verdicts import run_id_problem, same_param
 from coursekit.settings import experiment_name
 from coursekit.tuning import SOURCE, SOURCE_TAG, ForestParams
 
@@ -18,15 +18,12 @@ SETTINGS = tuple(ForestParams.__dataclass_fields__)
 
 def attempts(client: MlflowClient | None = None) -> list[Run]:
     """Finished tuning attempts of the lesson, best AUC first."""
-    client = client or MlflowClient()
-    experiment = client.get_experiment_by_name(EXPERIMENT)
-    if experiment is None:
-        return []
-    return list(client.search_runs(
-        [experiment.experiment_id],
+    return experiment_runs(
+        EXPERIMENT,
+        client,
         filter_string=f"tags.{SOURCE_TAG} = '{SOURCE}' and attributes.status = 'FINISHED'",
         order_by=["metrics.AUC DESC", "attributes.start_time ASC"],
-    ))
+    )
 
 
 def _no_attempts() -> CheckResult:
@@ -48,10 +45,10 @@ winning_run_id = attempt.run_id
 """
 
     def evaluate(self, winning_run_id: object = None) -> CheckResult:
-        if is_blank(winning_run_id):
-            return not_attempted("winning_run_id is still blank: set it to the run_id of an attempt that beats the target.")
-        if not isinstance(winning_run_id, str):
-            return incorrect(f"winning_run_id is a {type(winning_run_id).__name__}; use the run_id string of one attempt.")
+        problem = run_id_problem(winning_run_id, "winning_run_id", "set it to the run_id of an attempt that beats the target.",
+                                 "use the run_id string of one attempt.")
+        if problem:
+            return problem
         runs = {r.info.run_id: r for r in attempts()}
         if not runs:
             return _no_attempts()

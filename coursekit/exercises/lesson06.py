@@ -19,8 +19,8 @@ from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
 from coursekit.exercises.checks import CheckResult, Exercise, correct, incorrect, is_blank, not_attempted
-from coursekit.exercises.store import find_latest_run
-from coursekit.exercises.verdicts import missing_run, unfinished_run
+from coursekit.exercises.store import experiment_runs, find_latest_run
+from coursekit.exercises.verdicts import missing_run, run_id_problem, unfinished_run
 from coursekit.settings import experiment_name
 
 log = logging.getLogger(__name__)
@@ -39,10 +39,6 @@ MODEL_FOLDERS = ("model", "best_model")
 TIE = 1e-9
 WHY_NO_MODELS = ("turn it on with log_models=False: logging a model on every fit costs time, and the model worth "
                  "keeping is logged once, on purpose")
-
-
-def _experiment_id(client: MlflowClient) -> str | None:
-    return getattr(client.get_experiment_by_name(EXPERIMENT), "experiment_id", None)
 
 
 def children_of(run_id: str, client: MlflowClient | None = None) -> list[Run]:
@@ -183,11 +179,8 @@ with mlflow.start_run(run_name="ex2-own-metric"):
 
 def _stray_search(client: MlflowClient, after: int) -> Run | None:
     """A search run autolog created on its own (no start_run around cv.fit) since ``after`` (ms)."""
-    experiment_id = _experiment_id(client)
-    if experiment_id is None:
-        return None
-    found = client.search_runs(
-        [experiment_id], filter_string=f"tags.`{AUTOLOG_TAG}` = '{AUTOLOG_FLAVOR}' and attributes.start_time >= {after}",
+    found = experiment_runs(
+        EXPERIMENT, client, filter_string=f"tags.`{AUTOLOG_TAG}` = '{AUTOLOG_FLAVOR}' and attributes.start_time >= {after}",
         order_by=["attributes.start_time DESC"], max_results=200,
     )
     return next((r for r in found if r.data.tags.get(ESTIMATOR_TAG) in SEARCH_CLASSES and PARENT_TAG not in r.data.tags), None)
@@ -285,12 +278,12 @@ best_child_id = ranked.loc[0, "run_id"]
 """
 
     def evaluate(self, best_child_id: object = None) -> CheckResult:
-        if is_blank(best_child_id):
-            return not_attempted("best_child_id is still blank: set it to the run_id of the best child run.")
         if isinstance(best_child_id, Run):
             return incorrect("best_child_id is a whole Run: take its .info.run_id.")
-        if not isinstance(best_child_id, str):
-            return incorrect(f"best_child_id is a {type(best_child_id).__name__}: use one run_id string, e.g. ranked.loc[0, \"run_id\"].")
+        problem = run_id_problem(best_child_id, "best_child_id", "set it to the run_id of the best child run.",
+                                 'use one run_id string, e.g. ranked.loc[0, "run_id"].')
+        if problem:
+            return problem
         parent = find_latest_run(EXPERIMENT, SEARCH_RUN)
         client = MlflowClient()
         children = children_of(parent.info.run_id, client) if parent else []
@@ -374,10 +367,7 @@ with mlflow.start_run(run_name="ex5-manual-search") as manual_parent:
 
     @staticmethod
     def _no_children(parent: Run, client: MlflowClient) -> CheckResult:
-        experiment_id = _experiment_id(client)
-        later = client.search_runs(
-            [experiment_id], filter_string=f"attributes.start_time >= {parent.info.start_time}", max_results=200,
-        ) if experiment_id else []
+        later = experiment_runs(EXPERIMENT, client, filter_string=f"attributes.start_time >= {parent.info.start_time}", max_results=200)
         stray = [r for r in later if r.info.run_id != parent.info.run_id and "numTrees" in r.data.params]
         if stray:
             other = stray[0].data.tags.get(PARENT_TAG)

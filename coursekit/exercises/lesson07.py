@@ -21,7 +21,7 @@ from mlflow.store.entities.paged_list import PagedList
 from mlflow.tracking import MlflowClient
 
 from coursekit.exercises.checks import CheckResult, Exercise, correct, incorrect, is_blank, not_attempted
-from coursekit.exercises.store import best_run_by_metric, similar_keys
+from coursekit.exercises.store import best_run_by_metric, in_experiment, similar_keys
 from coursekit.exercises.verdicts import not_a_result, same_param
 from coursekit.settings import experiment_name, model_name
 
@@ -146,8 +146,7 @@ best_version = mlflow.register_model(f"runs:/{best_run_id}/rf_model", MODEL_NAME
         run = version_run(version, client)
         if run is None:
             return incorrect(f"Version {version.version} has no run behind it, so nobody can trace it: register from runs:/<run_id>/rf_model.")
-        experiment = client.get_experiment_by_name(EXPERIMENT)
-        if experiment is None or run.info.experiment_id != experiment.experiment_id:
+        if not in_experiment(run, EXPERIMENT, client):
             return incorrect(f"Version {version.version} comes from a run in another experiment: pick the best run of {EXPERIMENT!r}.")
         retired = not_a_result(run)
         if retired:

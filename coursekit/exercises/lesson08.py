@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING
 
 from mlflow.entities import Run, ViewType
 from mlflow.entities.model_registry import ModelVersion
-from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from coursekit.exercises.checks import CheckResult, Exercise, correct, incorrect, is_blank, not_attempted
+from coursekit.exercises.store import experiment_runs, in_experiment
 from coursekit.exercises.lesson07 import (
     CHALLENGER,
     CHAMPION,
@@ -38,6 +38,7 @@ from coursekit.exercises.lesson07 import (
     resolve_version,
     version_run,
 )
+from coursekit.exercises.verdicts import run_id_problem, run_in
 from coursekit.settings import experiment_name
 from coursekit.tuning import ATTEMPT_TAG, SOURCE, SOURCE_TAG, ForestParams
 
@@ -51,15 +52,10 @@ MAX_DEPTH_LIMIT = 8
 
 def attempts(client: MlflowClient | None = None) -> list[Run]:
     """Every attempt of the capstone, oldest first, deleted ones included (deleting does not refund the budget)."""
-    client = client or MlflowClient()
-    experiment = client.get_experiment_by_name(EXPERIMENT)
-    if experiment is None:
-        return []
-    runs = client.search_runs(
-        [experiment.experiment_id], filter_string=f"tags.{SOURCE_TAG} = '{SOURCE}'",
+    return experiment_runs(
+        EXPERIMENT, client, filter_string=f"tags.{SOURCE_TAG} = '{SOURCE}'",
         run_view_type=ViewType.ALL, max_results=10_000, order_by=["attributes.start_time ASC"],
     )
-    return list(runs)
 
 
 def capstone_versions(client: MlflowClient | None = None) -> list[ModelVersion]:
@@ -140,9 +136,7 @@ def _capstone_version(answer: object, client: MlflowClient) -> tuple[ModelVersio
     if isinstance(version, CheckResult):
         return version
     run = version_run(version, client)
-    experiment = client.get_experiment_by_name(EXPERIMENT)
-    if (run is None or experiment is None or run.info.experiment_id != experiment.experiment_id
-            or run.data.tags.get(SOURCE_TAG) != SOURCE):
+    if run is None or not in_experiment(run, EXPERIMENT, client) or run.data.tags.get(SOURCE_TAG) != SOURCE:
         return incorrect(
             f"Version {version.version} does not come from a capstone attempt (a tuner.train_and_log run in "
             f"{EXPERIMENT!r}): register the model of your best attempt in this lesson."
@@ -168,20 +162,16 @@ best_run_id = allowed.iloc[0]["run_id"]
 """
 
     def evaluate(self, best_run_id: object = None) -> CheckResult:
-        if is_blank(best_run_id):
-            return not_attempted("best_run_id is still blank: set it to the run_id of your best allowed attempt.")
-        if not isinstance(best_run_id, str):
-            return incorrect(f"best_run_id is a {type(best_run_id).__name__}; take one run_id string, e.g. allowed.iloc[0]['run_id'].")
+        problem = run_id_problem(best_run_id, "best_run_id", "set it to the run_id of your best allowed attempt.",
+                                 "take one run_id string, e.g. allowed.iloc[0]['run_id'].")
+        if problem:
+            return problem
         client = MlflowClient()
         if not attempts(client):
             return not_attempted(f"No attempt in {EXPERIMENT!r} yet: train with tuner.train_and_log(ForestParams(...)).")
-        try:
-            run = client.get_run(best_run_id)
-        except MlflowException:
-            return incorrect(f"No run has the id {best_run_id!r}: copy it from the run_id column.")
-        experiment = client.get_experiment_by_name(EXPERIMENT)
-        if experiment is None or run.info.experiment_id != experiment.experiment_id:
-            return incorrect(f"That run belongs to another experiment: the capstone's attempts are in {EXPERIMENT!r}.")
+        run = run_in(EXPERIMENT, str(best_run_id), f"the capstone's attempts are in {EXPERIMENT!r}.", client)
+        if isinstance(run, CheckResult):
+            return run
         problem = judge_attempt(run, client)
         if problem:
             return problem

@@ -1,5 +1,5 @@
-"""Verdicts that several lessons' checks share: a run that is missing or unfinished, a param that matches,
-an AUC computed on the wrong rows.
+"""Verdicts that several lessons' checks share: a run that is missing or unfinished, a run id answered,
+a blank left in, a param that matches, an AUC computed on the wrong rows.
 
 Each function returns the learner-facing :class:`~coursekit.exercises.checks.CheckResult` (or a plain
 answer), so every lesson words the same situation the same way.
@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from mlflow.entities import Run, RunStatus
+from mlflow.tracking import MlflowClient
 
-from coursekit.exercises.checks import CheckResult, close_to, incorrect, not_attempted
+from coursekit.exercises.checks import BLANK, CheckResult, close_to, incorrect, is_blank, not_attempted
+from coursekit.exercises.store import in_experiment
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -225,3 +227,38 @@ def same_param(given: object, stored: str | None) -> bool:
         return float(str(given)) == float(stored)
     except ValueError:
         return str(given) == stored
+
+
+def still_blank(values: Mapping[str, str], kind: str = "") -> CheckResult | None:
+    """"Not attempted" naming the first key that is, or whose value is, still the starter's ``____``; else None.
+
+    ``kind`` ("Param") starts the sentence when all ``values`` are of one kind.
+    """
+    blanks = sorted(k for k, v in values.items() if v.strip() == repr(BLANK) or k == repr(BLANK))
+    if not blanks:
+        return None
+    what = f"{kind} {blanks[0]!r}" if kind else repr(blanks[0])
+    return not_attempted(f"{what} is still the blank ____: replace every ____ and run the cell again.")
+
+
+def run_id_problem(answer: object, name: str, blank: str, how: str) -> CheckResult | None:
+    """The verdict on a run-id answer called ``name`` that is still blank (``blank`` says what to set) or not a string
+    (``how`` says where to take one); None for a string."""
+    if is_blank(answer):
+        return not_attempted(f"{name} is still blank: {blank}")
+    if not isinstance(answer, str):
+        return incorrect(f"{name} is a {type(answer).__name__}, not a string: {how}")
+    return None
+
+
+def run_in(experiment: str, run_id: str, elsewhere: str, client: MlflowClient | None = None) -> Run | CheckResult:
+    """The run with this id if it belongs to ``experiment``; else an "incorrect": no such run, or (``elsewhere`` says
+    where to search instead) a run of another experiment."""
+    client = client or MlflowClient()
+    try:
+        run = client.get_run(run_id)
+    except Exception:  # noqa: BLE001 - any lookup failure means the id is not a run
+        return incorrect(f"No run has the id {run_id!r}: copy it from the run_id column.")
+    if not in_experiment(run, experiment, client):
+        return incorrect(f"That run belongs to another experiment: {elsewhere}")
+    return run

@@ -102,3 +102,17 @@ def test_find_latest_run_handles_quotes_in_run_names(experiment_id, name):
     wanted = make_run(experiment_id, name, start_time=1_000)
     make_run(experiment_id, "plain", start_time=2_000)
     assert store.find_latest_run(NAME, name).info.run_id == wanted
+
+
+def test_experiment_runs_searches_one_experiment_by_name(experiment_id):
+    first = make_run(experiment_id, "a", 1_000, auc=0.7)
+    make_run(experiment_id, "b", 2_000)
+    found = store.experiment_runs(NAME, filter_string="metrics.AUC >= 0")
+    assert [r.info.run_id for r in found] == [first]
+    assert store.experiment_runs("no-such-experiment") == []
+
+
+def test_in_experiment(experiment_id):
+    run = MlflowClient().get_run(make_run(experiment_id, "a", 1_000))
+    assert store.in_experiment(run, NAME)
+    assert not store.in_experiment(run, "no-such-experiment")

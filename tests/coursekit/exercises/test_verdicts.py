@@ -85,3 +85,32 @@ def test_not_a_result_names_deleted_and_unfinished_runs(mlflow_store) -> None:
     mlflow.delete_run(failed.info.run_id)
     result = verdicts.not_a_result(MlflowClient().get_run(failed.info.run_id))
     assert result is not None and "was deleted" in result.message
+
+
+def test_still_blank_names_the_first_blank_key_or_value() -> None:
+    assert verdicts.still_blank({"env": "dev"}) is None
+    result = verdicts.still_blank({"user": "____", "env": "dev"}, "Tag")
+    assert result.outcome is Outcome.NOT_ATTEMPTED and result.message.startswith("Tag 'user' is still the blank ____")
+    assert "'____' is still the blank" in verdicts.still_blank({"____": "dev"}).message
+
+
+@pytest.mark.parametrize("answer", [None, ..., verdicts.BLANK])
+def test_a_blank_run_id_is_not_attempted(answer) -> None:
+    result = verdicts.run_id_problem(answer, "best_run_id", "set it.", "take one.")
+    assert result.outcome is Outcome.NOT_ATTEMPTED and result.message == "best_run_id is still blank: set it."
+
+
+def test_a_run_id_that_is_not_a_string_is_incorrect() -> None:
+    result = verdicts.run_id_problem(42, "best_run_id", "set it.", "take one from the run_id column.")
+    assert result.outcome is Outcome.INCORRECT
+    assert result.message == "best_run_id is a int, not a string: take one from the run_id column."
+    assert verdicts.run_id_problem("abc", "best_run_id", "set it.", "take one.") is None
+
+
+def test_run_in_finds_the_run_or_says_why_not(mlflow_store) -> None:
+    run = _run_with_status("FINISHED")
+    assert verdicts.run_in("verdicts", run.info.run_id, "search there.").info.run_id == run.info.run_id
+    assert "No run has the id 'nope'" in verdicts.run_in("verdicts", "nope", "search there.").message
+    mlflow.set_experiment("elsewhere")
+    other = verdicts.run_in("elsewhere", run.info.run_id, "search only 'elsewhere'.")
+    assert other.outcome is Outcome.INCORRECT and other.message == "That run belongs to another experiment: search only 'elsewhere'."
