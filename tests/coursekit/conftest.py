@@ -10,6 +10,8 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
+from store_helpers import use_experiment
+
 from coursekit import tracking
 from coursekit.exercises import lesson01
 
@@ -42,9 +44,33 @@ def mlflow_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, empty_db: Path
 @pytest.fixture
 def lesson_store(mlflow_store: Path) -> str:
     """The lesson 1 experiment, created the course's way and made active; returns its id."""
-    experiment_id = tracking.ensure_experiment(lesson01.EXPERIMENT)
-    mlflow.set_experiment(lesson01.EXPERIMENT)
-    return experiment_id
+    return use_experiment(lesson01.EXPERIMENT)
+
+
+@pytest.fixture
+def lesson_experiment(mlflow_store: Path, request: pytest.FixtureRequest) -> str:
+    """The experiment of the test module's lesson (its ``EXPERIMENT``), created the course's way and made active;
+    returns its id."""
+    return use_experiment(request.module.EXPERIMENT)
+
+
+@pytest.fixture
+def client(mlflow_store: Path) -> MlflowClient:
+    """A client of the test's store."""
+    return MlflowClient()
+
+
+@pytest.fixture
+def notebook_namespace(monkeypatch: pytest.MonkeyPatch) -> dict:
+    """The namespace of the notebook the code under test asks ``IPython.get_ipython()`` for (IPython's test shell).
+
+    Put names in with ``monkeypatch.setitem(notebook_namespace, name, value)``, so they go away after the test.
+    """
+    from IPython.testing.globalipapp import get_ipython as test_shell
+
+    shell = test_shell()
+    monkeypatch.setattr("IPython.get_ipython", lambda: shell)
+    return shell.user_ns
 
 
 @pytest.fixture

@@ -249,14 +249,7 @@ def test_a_catalog_that_is_not_a_plain_name_is_one_line_with_the_fix(databricks,
     assert "\n" not in str(info.value)
 
 
-def test_widgets_are_read_from_the_notebook_namespace(monkeypatch):
-    from IPython.testing.globalipapp import get_ipython as test_shell
-
-    shell = test_shell()
+def test_widgets_are_read_from_the_notebook_namespace(notebook_namespace, monkeypatch):
     marker = object()
-    shell.user_ns["dbutils"] = marker
-    try:
-        monkeypatch.setattr("IPython.get_ipython", lambda: shell)
-        assert settings._notebook_dbutils() is marker
-    finally:
-        shell.user_ns.pop("dbutils", None)
+    monkeypatch.setitem(notebook_namespace, "dbutils", marker)
+    assert settings._notebook_dbutils() is marker

@@ -168,17 +168,10 @@ def test_databricks_without_a_notebook_session_asks_the_builder_for_the_existing
     assert spark.get_spark(on_databricks) is existing
 
 
-def test_the_notebook_session_is_found_in_the_notebook_namespace(monkeypatch):
-    from IPython.testing.globalipapp import get_ipython as test_shell
-
-    shell = test_shell()
+def test_the_notebook_session_is_found_in_the_notebook_namespace(notebook_namespace, monkeypatch):
     notebook = _NotebookSession()
-    shell.user_ns["spark"] = notebook
-    try:
-        monkeypatch.setattr("IPython.get_ipython", lambda: shell)
-        assert spark._notebook_spark() is notebook
-    finally:
-        shell.user_ns.pop("spark", None)
+    monkeypatch.setitem(notebook_namespace, "spark", notebook)
+    assert spark._notebook_spark() is notebook
 
 
 def test_workspace_user_is_current_user_asked_once(on_databricks, monkeypatch):

@@ -11,6 +11,7 @@ import time
 import mlflow
 import pytest
 from spark_fixtures import course_spark  # noqa: F401 - a fixture
+from store_helpers import assert_incorrect, log_run
 
 from coursekit import BLANK, Outcome
 from coursekit.exercises import lesson01, verdicts
@@ -20,28 +21,6 @@ pytestmark = pytest.mark.usefixtures("lesson_store")
 
 GOOD_PARAMS = {"model_type": "RandomForest", "numTrees": 20, "maxDepth": 5}
 SPARK_MODEL = ("rf_model/MLmodel", "rf_model/sparkml/metadata/part-00000")
-
-
-def log_run(run_name, *, params=None, tags=None, metrics=None, artifacts=(), status="FINISHED"):
-    """One run built with the real fluent API; ``status=None`` leaves it RUNNING. Returns its id."""
-    run = mlflow.start_run(run_name=run_name)
-    if params:
-        mlflow.log_params(params)
-    if tags:
-        mlflow.set_tags(tags)
-    for key, value in (metrics or {}).items():
-        mlflow.log_metric(key, value)
-    for path in artifacts:
-        mlflow.log_text("fake artifact", path)
-    if status:
-        mlflow.end_run(status=status)
-    return run.info.run_id
-
-
-def assert_incorrect(result, *words):
-    assert result.outcome is Outcome.INCORRECT, result
-    for word in words:
-        assert word in result.message, f"{word!r} not in {result.message!r}"
 
 
 def test_every_check_is_not_attempted_in_a_fresh_store():

@@ -22,10 +22,13 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 from spark_fixtures import course_spark  # noqa: E402, F401 - a fixture
+from store_helpers import assert_incorrect  # noqa: E402
 
-from coursekit import BLANK, Outcome, tracking  # noqa: E402
+from coursekit import BLANK, Outcome  # noqa: E402
 from coursekit.exercises import lesson02
 from coursekit.exercises.lesson02 import EXPERIMENT, q1, q2, q3, q4, q5  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("lesson_experiment")
 
 SOLUTION = Path(__file__).resolve().parents[3] / "solutions" / "02_log_metrics.ipynb"
 TREE_COUNTS = [1, 5, 20, 40]
@@ -42,14 +45,6 @@ GOOD_METRICS = {
     "val_auc": 0.835, "val_pr_auc": 0.741, "val_accuracy": 0.728,
     "val_f1": f1(0.692, 0.519), "val_precision": 0.692, "val_recall": 0.519,
 }
-
-
-@pytest.fixture(autouse=True)
-def lesson_experiment(mlflow_store: Path) -> str:
-    """The lesson 2 experiment, created the course's way and made active; returns its id."""
-    experiment_id = tracking.ensure_experiment(lesson02.EXPERIMENT)
-    mlflow.set_experiment(lesson02.EXPERIMENT)
-    return experiment_id
 
 
 def log_run(run_name, *, params=None, metrics=None, one_call=True, history=(), figures=None, texts=(), status="FINISHED"):
@@ -94,12 +89,6 @@ def steps_history(steps=TREE_COUNTS, val=VAL_AUC, train=TRAIN_AUC):
         n = TREE_COUNTS[position % len(TREE_COUNTS)]
         triples += [("train_auc", train[n], step), ("val_auc", val[n], step)]
     return triples
-
-
-def assert_incorrect(result, *words):
-    assert result.outcome is Outcome.INCORRECT, result
-    for word in words:
-        assert word in result.message, f"{word!r} not in {result.message!r}"
 
 
 def test_every_check_is_not_attempted_in_a_fresh_store():

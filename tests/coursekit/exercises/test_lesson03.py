@@ -13,7 +13,6 @@ import hashlib
 import json
 import math
 import time
-from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -23,40 +22,17 @@ import yaml
 from mlflow.tracking import MlflowClient
 from pyspark.ml import Pipeline, PipelineModel
 from spark_fixtures import course_spark  # noqa: F401 - a fixture
+from store_helpers import assert_incorrect, log_run
 
-from coursekit import BLANK, Outcome, tracking
+from coursekit import BLANK, Outcome
 from coursekit.data import FEATURES, LABEL, PIMA_SHA256
 from coursekit.exercises import lesson03
 from coursekit.exercises.lesson03 import EXPERIMENT, q1, q2, q3, q4, q5
 
+pytestmark = pytest.mark.usefixtures("lesson_experiment")
+
 REQUIREMENTS = lesson03.expected_requirements()
 IMPORTANCES = dict(zip(FEATURES, [0.09, 0.40, 0.04, 0.10, 0.11, 0.10, 0.16]))
-
-
-@pytest.fixture(autouse=True)
-def lesson3_store(mlflow_store: Path) -> str:
-    """The lesson 3 experiment, created the course's way and made active; returns its id."""
-    experiment_id = tracking.ensure_experiment(lesson03.EXPERIMENT)
-    mlflow.set_experiment(lesson03.EXPERIMENT)
-    return experiment_id
-
-
-def log_run(run_name, *, params=None, tags=None, metrics=None, texts=None, dicts=None, status="FINISHED"):
-    """One run built with the real fluent API; ``status=None`` leaves it RUNNING. Returns its id."""
-    run = mlflow.start_run(run_name=run_name)
-    if params:
-        mlflow.log_params(params)
-    if tags:
-        mlflow.set_tags(tags)
-    for key, value in (metrics or {}).items():
-        mlflow.log_metric(key, value)
-    for path, text in (texts or {}).items():
-        mlflow.log_text(text, path)
-    for path, value in (dicts or {}).items():
-        mlflow.log_dict(value, path)
-    if status:
-        mlflow.end_run(status=status)
-    return run.info.run_id
 
 
 def _columns(names, kind="integer"):
@@ -85,12 +61,6 @@ def model_folder(path="rf_model", *, flavors=("python_function", "spark"), input
     if "spark" in flavors:
         files[f"{path}/sparkml/metadata/part-00000"] = "{}"
     return files
-
-
-def assert_incorrect(result, *words):
-    assert result.outcome is Outcome.INCORRECT, result
-    for word in words:
-        assert word in result.message, f"{word!r} not in {result.message!r}"
 
 
 def test_every_check_is_not_attempted_in_a_fresh_store():
@@ -173,7 +143,7 @@ def test_q1_reads_the_latest_attempt():
     assert q1.result().outcome is Outcome.CORRECT
 
 
-def test_q1_reads_a_model_recorded_as_a_logged_model(tmp_path, lesson3_store):
+def test_q1_reads_a_model_recorded_as_a_logged_model(tmp_path, lesson_experiment):
     # Other flavours (and later MLflow versions) store the model as an MLflow 3 LoggedModel.
     run_id = log_run(lesson03.MODEL_RUN, metrics={"AUC": 0.83})
     folder = tmp_path / "model"
@@ -182,7 +152,7 @@ def test_q1_reads_a_model_recorded_as_a_logged_model(tmp_path, lesson3_store):
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text)
     client = MlflowClient()
-    logged = client.create_logged_model(lesson3_store, name="rf_model", source_run_id=run_id)
+    logged = client.create_logged_model(lesson_experiment, name="rf_model", source_run_id=run_id)
     client.log_model_artifacts(logged.model_id, str(folder))
     assert q1.result().outcome is Outcome.CORRECT
 

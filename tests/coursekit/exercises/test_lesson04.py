@@ -9,15 +9,16 @@ empty store, and the typical mistakes, whose message must name the specific prob
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import mlflow
 import pandas as pd
 import pytest
+from store_helpers import assert_incorrect, log_run
 
-from coursekit import BLANK, Outcome, tracking
+from coursekit import BLANK, Outcome
 from coursekit.exercises import lesson04
 from coursekit.exercises.lesson04 import EXPERIMENT, grid_runs, q1, q2, q3, q4
+
+pytestmark = pytest.mark.usefixtures("lesson_experiment")
 
 GRID_TAG = {"grid": "numTrees x maxDepth"}
 SEED = 42
@@ -33,28 +34,6 @@ WORST3 = [0.70, 0.74, 0.75]
 GOOD_FILTER = "metrics.AUC > 0.8 and params.maxDepth = '5'"
 
 
-@pytest.fixture(autouse=True)
-def lesson4_store(mlflow_store: Path) -> str:
-    """The lesson 4 experiment, created the course's way and made active; returns its id."""
-    experiment_id = tracking.ensure_experiment(lesson04.EXPERIMENT)
-    mlflow.set_experiment(lesson04.EXPERIMENT)
-    return experiment_id
-
-
-def log_run(run_name, *, params=None, tags=None, metrics=None, status="FINISHED"):
-    """One run built with the real fluent API; ``status=None`` leaves it RUNNING. Returns its id."""
-    run = mlflow.start_run(run_name=run_name)
-    if params:
-        mlflow.log_params(params)
-    if tags:
-        mlflow.set_tags(tags)
-    for key, value in (metrics or {}).items():
-        mlflow.log_metric(key, value)
-    if status:
-        mlflow.end_run(status=status)
-    return run.info.run_id
-
-
 def log_grid(aucs=None, *, status="FINISHED"):
     """The lesson's grid cell without Spark: one run per (numTrees, maxDepth). Returns {(trees, depth): run_id}."""
     ids = {}
@@ -67,12 +46,6 @@ def log_grid(aucs=None, *, status="FINISHED"):
             status=status,
         )
     return ids
-
-
-def assert_incorrect(result, *words):
-    assert result.outcome is Outcome.INCORRECT, result
-    for word in words:
-        assert word in result.message, f"{word!r} not in {result.message!r}"
 
 
 # --- the answers, computed the way solutions/04_compare_runs.ipynb does ------------------------------

@@ -10,40 +10,19 @@ from __future__ import annotations
 
 import mlflow
 import pytest
+from store_helpers import assert_incorrect, assert_not_attempted, log_run
 
-from coursekit import BLANK, Outcome, tracking
+from coursekit import BLANK, Outcome
 from coursekit.exercises import lesson05
 from coursekit.exercises.lesson05 import EXPERIMENT, SETTINGS, TARGET_AUC, q1, q2, q3
+
+pytestmark = pytest.mark.usefixtures("lesson_experiment")
 
 SHALLOW = {"numTrees": "60", "maxDepth": "3", "featureSubsetStrategy": "sqrt", "impurity": "gini",
            "subsamplingRate": "1.0", "minInstancesPerNode": "1"}
 DEEP = {**SHALLOW, "numTrees": "20", "maxDepth": "12", "featureSubsetStrategy": "auto"}
 SPARK_MODEL = ("rf_model/MLmodel", "rf_model/sparkml/metadata/part-00000")
 NOT_SPARK_MODEL = ("rf_model/MLmodel", "rf_model/model.pkl")
-
-
-@pytest.fixture(autouse=True)
-def lesson5_store(mlflow_store) -> str:
-    """The lesson 5 experiment, created the course's way and made active; returns its id."""
-    experiment_id = tracking.ensure_experiment(EXPERIMENT)
-    mlflow.set_experiment(EXPERIMENT)
-    return experiment_id
-
-
-def log_run(run_name, *, params=None, tags=None, metrics=None, artifacts=(), status="FINISHED"):
-    """One run built with the real fluent API; ``status=None`` leaves it RUNNING. Returns its id."""
-    run = mlflow.start_run(run_name=run_name)
-    if params:
-        mlflow.log_params(params)
-    if tags:
-        mlflow.set_tags(tags)
-    for key, value in (metrics or {}).items():
-        mlflow.log_metric(key, value)
-    for path in artifacts:
-        mlflow.log_text("fake artifact", path)
-    if status:
-        mlflow.end_run(status=status)
-    return run.info.run_id
 
 
 def attempt(number, auc, settings=SHALLOW, *, status="FINISHED", model=()):
@@ -56,18 +35,6 @@ def attempt(number, auc, settings=SHALLOW, *, status="FINISHED", model=()):
         artifacts=model,
         status=status,
     )
-
-
-def assert_incorrect(result, *words):
-    assert result.outcome is Outcome.INCORRECT, result
-    for word in words:
-        assert word in result.message, f"{word!r} not in {result.message!r}"
-
-
-def assert_not_attempted(result, *words):
-    assert result.outcome is Outcome.NOT_ATTEMPTED, result
-    for word in words:
-        assert word in result.message, f"{word!r} not in {result.message!r}"
 
 
 def best_from_the_store():

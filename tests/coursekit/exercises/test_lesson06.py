@@ -15,10 +15,13 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 from spark_fixtures import course_spark  # noqa: F401 - a fixture
+from store_helpers import assert_incorrect, assert_not_attempted, log_run
 
-from coursekit import BLANK, Outcome, tracking
+from coursekit import BLANK, Outcome
 from coursekit.exercises import lesson06
 from coursekit.exercises.lesson06 import EXPERIMENT, MANUAL_RUN, OWN_METRIC_RUN, SEARCH_RUN, q1, q2, q3, q4, q5
+
+pytestmark = pytest.mark.usefixtures("lesson_experiment")
 
 PIPELINE = {"estimator_class": "pyspark.ml.pipeline.Pipeline", "estimator_name": "Pipeline"}
 CV = {"estimator_class": "pyspark.ml.tuning.CrossValidator", "estimator_name": "CrossValidator"}
@@ -27,35 +30,11 @@ AUTOLOG = {"mlflow.autologging": "pyspark.ml"}
 GRID = {(10, 3): (0.842, 0.003), (10, 5): (0.823, 0.004), (30, 3): (0.845, 0.013), (30, 5): (0.843, 0.012)}
 
 
-@pytest.fixture(autouse=True)
-def lesson6_store(mlflow_store) -> str:
-    """The lesson 6 experiment, created the course's way and made active; returns its id."""
-    experiment_id = tracking.ensure_experiment(EXPERIMENT)
-    mlflow.set_experiment(EXPERIMENT)
-    return experiment_id
-
-
 def stage_params(num_trees: int = 20, max_depth: int = 5) -> dict[str, str]:
     """A few of the 25 params autolog logs for the course's pipeline."""
     return {"stages": "['VectorAssembler', 'RandomForestClassifier']", "VectorAssembler.outputCol": "features",
             "RandomForestClassifier.numTrees": str(num_trees), "RandomForestClassifier.maxDepth": str(max_depth),
             "RandomForestClassifier.seed": "42"}
-
-
-def log_run(run_name=None, *, params=None, tags=None, metrics=None, artifacts=(), status="FINISHED", nested=False):
-    """One run built with the real fluent API; ``status=None`` leaves it RUNNING. Returns its id."""
-    run = mlflow.start_run(run_name=run_name, nested=nested)
-    if params:
-        mlflow.log_params(params)
-    if tags:
-        mlflow.set_tags(tags)
-    if metrics:
-        mlflow.log_metrics(metrics)
-    for path in artifacts:
-        mlflow.log_text("fake artifact", path)
-    if status:
-        mlflow.end_run(status=status)
-    return run.info.run_id
 
 
 def autolog_fit(*, model=False, metrics=None, run_name=None):
@@ -102,20 +81,6 @@ def hand_children(parent_name=MANUAL_RUN, *, nested=True, extra_tags=None, param
     return parent.info.run_id
 
 
-def assert_outcome(result, outcome, *words):
-    assert result.outcome is outcome, result
-    for word in words:
-        assert word in result.message, f"{word!r} not in {result.message!r}"
-
-
-def incorrect(result, *words):
-    assert_outcome(result, Outcome.INCORRECT, *words)
-
-
-def not_attempted(result, *words):
-    assert_outcome(result, Outcome.NOT_ATTEMPTED, *words)
-
-
 @pytest.fixture
 def autolog_off():
     """Autologging switched off in this process before and after the test (q1 reads that state)."""
@@ -125,22 +90,22 @@ def autolog_off():
 
 
 def test_fresh_store_is_not_attempted_everywhere(autolog_off):
-    not_attempted(q1.result(None), "No run yet")
+    assert_not_attempted(q1.result(None), "No run yet")
     for exercise, name in ((q2, OWN_METRIC_RUN), (q3, SEARCH_RUN), (q5, MANUAL_RUN)):
-        not_attempted(exercise.result(), f"No run named '{name}'", EXPERIMENT)
-    not_attempted(q4.result(BLANK), "best_child_id", "blank")
-    not_attempted(q4.result("0" * 32), "finish exercise 3")
+        assert_not_attempted(exercise.result(), f"No run named '{name}'", EXPERIMENT)
+    assert_not_attempted(q4.result(BLANK), "best_child_id", "blank")
+    assert_not_attempted(q4.result("0" * 32), "finish exercise 3")
 
 
 def test_the_shipped_cells_are_not_attempted(autolog_off):
     """What the lesson's blanks leave: no autolog run, empty parents (their with blocks run), a blank id."""
     log_run(SEARCH_RUN)  # exercise 2's start_run is inside its blank region; 3's and 5's are not
     log_run(MANUAL_RUN)
-    not_attempted(q1.result(None))  # mlflow.last_active_run() before any run of this kernel
-    not_attempted(q2.result(), "No run named")
-    not_attempted(q3.result(), "holds nothing yet")
-    not_attempted(q4.result(BLANK))
-    not_attempted(q5.result(), "no child runs yet")
+    assert_not_attempted(q1.result(None))  # mlflow.last_active_run() before any run of this kernel
+    assert_not_attempted(q2.result(), "No run named")
+    assert_not_attempted(q3.result(), "holds nothing yet")
+    assert_not_attempted(q4.result(BLANK))
+    assert_not_attempted(q5.result(), "no child runs yet")
 
 
 def test_each_autolog_call_replaces_every_setting(autolog_off):
@@ -222,34 +187,34 @@ def test_q1_correct_with_a_run_or_its_id(autolog_off):
 def test_q1_autolog_turned_on_after_fit(autolog_off):
     """The fit ran first, so no run exists; autolog is on now: the learner put the lines in the wrong order."""
     mlflow.pyspark.ml.autolog(log_models=False, silent=True)
-    incorrect(q1.result(None), "no run recorded a fit", "only sees fits that start after it is turned on")
+    assert_incorrect(q1.result(None), "no run recorded a fit", "only sees fits that start after it is turned on")
 
 
 def test_q1_last_run_is_not_an_autolog_run(autolog_off):
     by_hand = log_run("by-hand", params={"numTrees": "20"}, metrics={"AUC": 0.83})
-    incorrect(q1.result(by_hand), "'by-hand', was not made by autolog", "before fit")
+    assert_incorrect(q1.result(by_hand), "'by-hand', was not made by autolog", "before fit")
 
 
 def test_q1_fit_inside_a_run_of_ones_own_is_not_autologs_run(autolog_off):
     inside = log_run("mine", params=stage_params(), tags=PIPELINE, metrics={"areaUnderROC_test": 0.835})
-    incorrect(q1.result(inside), "not made by autolog")
+    assert_incorrect(q1.result(inside), "not made by autolog")
 
 
 def test_q1_model_logged(autolog_off):
-    incorrect(q1.result(autolog_fit(model=True)), "logged a model (model/)", "log_models=False")
+    assert_incorrect(q1.result(autolog_fit(model=True)), "logged a model (model/)", "log_models=False")
 
 
 def test_q1_not_evaluated(autolog_off):
-    incorrect(q1.result(autolog_fit(metrics={})), "no metric", "evaluator.evaluate")
+    assert_incorrect(q1.result(autolog_fit(metrics={})), "no metric", "evaluator.evaluate")
 
 
 def test_q1_evaluated_on_the_training_rows(autolog_off):
-    incorrect(q1.result(autolog_fit(metrics={"areaUnderROC_train": 0.95})), "areaUnderROC_train", "test rows")
+    assert_incorrect(q1.result(autolog_fit(metrics={"areaUnderROC_train": 0.95})), "areaUnderROC_train", "test rows")
 
 
 @pytest.mark.parametrize(("answer", "type_name"), [(42, "int"), (["a"], "list"), (object(), "object")])
 def test_q1_wrong_type(autolog_off, answer, type_name):
-    incorrect(q1.result(answer), f"auto_run is a {type_name}", "mlflow.last_active_run()")
+    assert_incorrect(q1.result(answer), f"auto_run is a {type_name}", "mlflow.last_active_run()")
 
 
 def test_q1_made_up_id_is_a_friendly_sentence(autolog_off):
@@ -279,32 +244,32 @@ def test_q2_metric_landed_in_a_second_run():
     """The mistake: fit first (autolog's own run), then a new run with only the metric."""
     autolog_fit()
     own_run(tags={}, params={}, metrics={"test_auc": 0.835})
-    incorrect(q2.result(), "none of autolog's params", "two runs for one fit", "Fit inside the with block")
+    assert_incorrect(q2.result(), "none of autolog's params", "two runs for one fit", "Fit inside the with block")
 
 
 def test_q2_no_metric():
     own_run(metrics={"areaUnderROC_test": 0.835})
-    incorrect(q2.result(), "no metric test_auc")
+    assert_incorrect(q2.result(), "no metric test_auc")
 
 
 def test_q2_no_tag():
     own_run(purpose=False)
-    incorrect(q2.result(), "no tag purpose")
+    assert_incorrect(q2.result(), "no tag purpose")
 
 
 def test_q2_metric_of_other_rows():
     own_run(metrics={"areaUnderROC_test": 0.835, "test_auc": 0.952})
-    incorrect(q2.result(), "differs from autolog's areaUnderROC_test")
+    assert_incorrect(q2.result(), "differs from autolog's areaUnderROC_test")
 
 
 def test_q2_model_logged():
     own_run(artifacts=["model/MLmodel"])
-    incorrect(q2.result(), "logged a model (model/)")
+    assert_incorrect(q2.result(), "logged a model (model/)")
 
 
 def test_q2_run_left_open():
     own_run(status=None)
-    incorrect(q2.result(), "still RUNNING")
+    assert_incorrect(q2.result(), "still RUNNING")
     mlflow.end_run()
 
 
@@ -327,27 +292,27 @@ def test_q3_correct():
 def test_q3_search_fitted_outside_the_named_run():
     log_run(SEARCH_RUN)  # the with block ran, but cv.fit was outside it
     search(run_name=None, parent_tags={**CV, **AUTOLOG})
-    incorrect(q3.result(), "made its own parent run", "outside the with block")
+    assert_incorrect(q3.result(), "made its own parent run", "outside the with block")
 
 
 def test_q3_grid_over_one_param_only():
     search(grid={(10, 5): (0.82, 0.01), (30, 5): (0.84, 0.01)})
-    incorrect(q3.result(), "the same maxDepth (5)", "numTrees × maxDepth")
+    assert_incorrect(q3.result(), "the same maxDepth (5)", "numTrees × maxDepth")
 
 
 def test_q3_pipeline_fitted_instead_of_the_search():
     log_run(SEARCH_RUN, params=stage_params(), tags=PIPELINE)
-    incorrect(q3.result(), "records Pipeline, not a search", "cv.fit(train)")
+    assert_incorrect(q3.result(), "records Pipeline, not a search", "cv.fit(train)")
 
 
 def test_q3_models_logged():
     search(model=True)
-    incorrect(q3.result(), "logged a model (best_model/)", "log_models=False")
+    assert_incorrect(q3.result(), "logged a model (best_model/)", "log_models=False")
 
 
 def test_q3_autolog_off_leaves_the_run_empty():
     log_run(SEARCH_RUN)
-    not_attempted(q3.result(), "holds nothing yet", "autolog on")
+    assert_not_attempted(q3.result(), "holds nothing yet", "autolog on")
 
 
 def test_q3_train_validation_split_is_a_search_too():
@@ -367,33 +332,33 @@ def test_q4_correct():
 
 def test_q4_worst_child_sorted_ascending():
     _, children = search()
-    incorrect(q4.result(children[(10, 5)]), "lowest avg_areaUnderROC", "sort DESC")
+    assert_incorrect(q4.result(children[(10, 5)]), "lowest avg_areaUnderROC", "sort DESC")
 
 
 def test_q4_picked_by_the_spread():
     _, children = search()
-    incorrect(q4.result(children[(10, 3)]), "std_areaUnderROC is how much the folds disagree", "sort by avg_areaUnderROC")
+    assert_incorrect(q4.result(children[(10, 3)]), "std_areaUnderROC is how much the folds disagree", "sort by avg_areaUnderROC")
 
 
 def test_q4_neither_best_nor_an_edge():
     _, children = search()
-    incorrect(q4.result(children[(30, 5)]), "0.843", "the best is 0.845", "DESC")
+    assert_incorrect(q4.result(children[(30, 5)]), "0.843", "the best is 0.845", "DESC")
 
 
 def test_q4_parent_id():
     parent, _ = search()
-    incorrect(q4.result(parent), "the parent run")
+    assert_incorrect(q4.result(parent), "the parent run")
 
 
 def test_q4_child_of_an_older_search():
     _, older = search()
     search()
-    incorrect(q4.result(older[(30, 3)]), "not a child of the newest")
+    assert_incorrect(q4.result(older[(30, 3)]), "not a child of the newest")
 
 
 def test_q4_run_that_is_no_child():
     search()
-    incorrect(q4.result(log_run("by-hand", metrics={"avg_areaUnderROC": 0.99})), "not a child")
+    assert_incorrect(q4.result(log_run("by-hand", metrics={"avg_areaUnderROC": 0.99})), "not a child")
 
 
 @pytest.mark.parametrize(("answer", "words"), [
@@ -404,7 +369,7 @@ def test_q4_run_that_is_no_child():
 ])
 def test_q4_wrong_type(answer, words):
     search()
-    incorrect(q4.result(answer()), *words)
+    assert_incorrect(q4.result(answer()), *words)
 
 
 def test_q4_accepts_either_of_two_tied_best_children():
@@ -424,33 +389,33 @@ def test_q5_correct():
 
 def test_q5_children_not_nested():
     hand_children(nested=False)
-    incorrect(q5.result(), "2 candidate run(s)", "not nested", "nested=True")
+    assert_incorrect(q5.result(), "2 candidate run(s)", "not nested", "nested=True")
 
 
 def test_q5_children_of_another_parent():
     log_run(MANUAL_RUN)
     hand_children(parent_name="my-own-parent")
-    incorrect(q5.result(), "children of 'my-own-parent'", MANUAL_RUN)
+    assert_incorrect(q5.result(), "children of 'my-own-parent'", MANUAL_RUN)
 
 
 def test_q5_autolog_left_on():
     hand_children(extra_tags=PIPELINE)
-    incorrect(q5.result(), "Autolog was still on", "disable=True")
+    assert_incorrect(q5.result(), "Autolog was still on", "disable=True")
 
 
 def test_q5_params_missing():
     hand_children(params=False)
-    incorrect(q5.result(), "has no param numTrees")
+    assert_incorrect(q5.result(), "has no param numTrees")
 
 
 def test_q5_auc_out_of_range():
     hand_children(auc=83.5)
-    incorrect(q5.result(), "no AUC between 0 and 1")
+    assert_incorrect(q5.result(), "no AUC between 0 and 1")
 
 
 def test_q5_a_single_child():
     hand_children(cells=((10, 3),))
-    incorrect(q5.result(), "a single child")
+    assert_incorrect(q5.result(), "a single child")
 
 
 def test_q5_child_left_running():
@@ -459,7 +424,7 @@ def test_q5_child_left_running():
         mlflow.log_params({"numTrees": 10, "maxDepth": 3})
         result = q5.result()
         mlflow.end_run()
-    incorrect(result, "still RUNNING")
+    assert_incorrect(result, "still RUNNING")
 
 
 def test_q5_newest_parent_counts_when_the_lesson_runs_twice():

@@ -18,10 +18,13 @@ from mlflow.entities.model_registry.registered_model_search import RegisteredMod
 from mlflow.exceptions import MlflowException
 from mlflow.store.entities.paged_list import PagedList
 from mlflow.tracking import MlflowClient
+from store_helpers import assert_incorrect, set_aliases
 
 from coursekit import BLANK, Outcome, tracking
 from coursekit.exercises import lesson07
 from coursekit.exercises.lesson07 import EXPERIMENT, MODEL_NAME, q1, q2, q3, q4, q5
+
+pytestmark = pytest.mark.usefixtures("lesson_experiment")
 
 BASELINE = {"numTrees": "3", "maxDepth": "2", "featureSubsetStrategy": "auto", "seed": "42"}
 BEST = {"numTrees": "60", "maxDepth": "3", "featureSubsetStrategy": "sqrt", "seed": "42"}
@@ -83,19 +86,6 @@ def registry(request, monkeypatch):
     return request.param
 
 
-@pytest.fixture(autouse=True)
-def registry_store(mlflow_store):
-    """The lesson 7 experiment, created the course's way and made active."""
-    tracking.ensure_experiment(EXPERIMENT)
-    mlflow.set_experiment(EXPERIMENT)
-    return mlflow_store
-
-
-@pytest.fixture
-def client():
-    return MlflowClient()
-
-
 def log_candidate(auc, params=BASELINE, path="rf_model"):
     """A finished candidate run with AUC, params and a fake model under ``path``; returns the run id."""
     with mlflow.start_run(run_name=f"try trees={params['numTrees']}") as run:
@@ -116,17 +106,6 @@ def two_versions():
     log_candidate(0.822, MIDDLE)
     best = register(log_candidate(0.841, BEST))
     return baseline, best
-
-
-def assert_incorrect(result, *words):
-    assert result.outcome is Outcome.INCORRECT, result
-    for word in words:
-        assert word in result.message, f"{word!r} not in {result.message!r}"
-
-
-def set_aliases(client, **aliases):
-    for alias, version in aliases.items():
-        client.set_registered_model_alias(MODEL_NAME, alias, str(version))
 
 
 # --- helpers ------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import time
 import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
+from store_helpers import assert_incorrect, set_aliases
 from test_lesson07 import registry  # noqa: F401 - autouse: every test also runs against a Unity-Catalog-like registry
 
 from coursekit import BLANK, Outcome, tracking
@@ -19,18 +20,7 @@ from coursekit.exercises import lesson07, lesson08
 from coursekit.exercises.lesson08 import BUDGET, EXPERIMENT, MAX_DEPTH_LIMIT, MODEL_NAME, attempts_this_round, q1, q2, q3
 from coursekit.tuning import SOURCE, SOURCE_TAG
 
-
-@pytest.fixture(autouse=True)
-def capstone_store(mlflow_store):
-    """The capstone experiment, created the course's way and made active."""
-    tracking.ensure_experiment(EXPERIMENT)
-    mlflow.set_experiment(EXPERIMENT)
-    return mlflow_store
-
-
-@pytest.fixture
-def client():
-    return MlflowClient()
+pytestmark = pytest.mark.usefixtures("lesson_experiment")
 
 
 _counter = {"n": 0}
@@ -86,17 +76,6 @@ def search(champion):
     too_deep = attempt(0.85, depth=10)
     attempt(0.81, depth=8)
     return best, runner_up, too_deep
-
-
-def assert_incorrect(result, *words):
-    assert result.outcome is Outcome.INCORRECT, result
-    for word in words:
-        assert word in result.message, f"{word!r} not in {result.message!r}"
-
-
-def set_aliases(client, **aliases):
-    for alias, version in aliases.items():
-        client.set_registered_model_alias(MODEL_NAME, alias, str(version))
 
 
 # --- rounds and the budget ------------------------------------------------------------------------
