@@ -23,8 +23,10 @@ import time
 import urllib.parse
 import http.client
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
+from typing import Protocol
 
 from coursekit.errors import CourseSetupError
 from coursekit.ports import first_free
@@ -35,7 +37,10 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 5000
 HOST = "127.0.0.1"
-__all__ = ["DEFAULT_PORT", "HOST", "RUNS_VIEW", "MlflowUI", "course_experiments", "main"]
+__all__ = [
+    "DEFAULT_PORT", "HOST", "RUNS_VIEW", "MlflowUI", "course_experiments", "main",
+    "start_server", "stop_server", "stop_on_signals", "serve_until_interrupted",
+]
 
 
 class MlflowUI:
@@ -103,25 +108,11 @@ class MlflowUI:
         port = first_free(self.wanted_port, HOST)
         if port != self.wanted_port:
             log.info("port %s is busy, using %s", self.wanted_port, port)
-        with self.log_file.open("ab") as sink:
-            # Its own process group, so stop() reaches the web server and its background workers too.
-            self._process = subprocess.Popen(
-                self.command(port), stdout=sink, stderr=subprocess.STDOUT, start_new_session=True,
-                env=telemetry_off(),
-            )
+        self._process = start_server(self.command(port), self.log_file, f"http://{HOST}:{port}", "The MLflow UI", timeout)
         self.port = port
         atexit.register(self.stop)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                self.stop()
-                raise CourseSetupError(f"The MLflow UI stopped at start-up: see {self.log_file} for why.")
-            if _answers(f"{self.url}/health"):
-                log.info("MLflow UI at %s", self.url)
-                return self.url
-            time.sleep(0.3)
-        self.stop()
-        raise CourseSetupError(f"The MLflow UI did not answer within {timeout:.0f} s: see {self.log_file}.")
+        log.info("MLflow UI at %s", self.url)
+        return self.url
 
     @property
     def running(self) -> bool:
@@ -136,13 +127,7 @@ class MlflowUI:
         """Stop the server; waits at most 10 s before killing it."""
         if self._process is None:
             return
-        if self._process.poll() is None:
-            _signal_group(self._process, signal.SIGTERM)
-            try:
-                self._process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                _signal_group(self._process, signal.SIGKILL)
-                self._process.wait(timeout=10)
+        stop_server(self._process)
         self._process = None
         self.port = None
         atexit.unregister(self.stop)
@@ -196,26 +181,20 @@ def _settings_from(args: argparse.Namespace) -> Settings:
     return settings
 
 
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
     """``python -m coursekit.ui``: serve the UI, print its address and the course's runs tables, wait for Ctrl+C."""
     args = _parse_args(argv)
     settings = _settings_from(args)
     ui = MlflowUI(settings=settings, port=args.port)
-    # Ctrl+C, `kill` or a closed terminal stop the server too (SIGINT explicitly: a shell may start us ignoring it).
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _interrupt)
+    stop_on_signals()
     if settings.databricks:
         ui.start()
         return 0
     if settings.remote_store:
         return _point_at_server(ui)
-    try:
-        print(f"Starting the MLflow UI for {settings.tracking_uri} …", flush=True)  # noqa: T201 - CLI output
-        url = ui.start()
+    print(f"Starting the MLflow UI for {settings.tracking_uri} …", flush=True)  # noqa: T201 - CLI output
+
+    def banner(url: str) -> str:
         lines = [
             f"MLflow UI: {url}",
             "  (from its Home page, click Model training at the top left once: experiments then open on their runs)",
@@ -225,22 +204,9 @@ def main(argv: list[str] | None = None) -> int:
         lines += [f"  {name}: {link}" for name, link in links.items()]
         if not links:
             lines.append("  (none yet: run a lesson's setup cell first)")
-        lines.append("Press Ctrl+C to stop it.")
-        print("\n".join(lines), flush=True)  # noqa: T201
-        while ui.running:
-            time.sleep(0.5)
-        print(f"The MLflow UI stopped by itself: see {ui.log_file}.", file=sys.stderr)  # noqa: T201
-        return 1
-    except KeyboardInterrupt:
-        return 0
-    except CourseSetupError as error:
-        print(f"ERROR: {error}", file=sys.stderr)  # noqa: T201
-        return 1
-    finally:
-        was_running = ui.running
-        ui.stop()
-        if was_running:
-            print("MLflow UI stopped.", flush=True)  # noqa: T201
+        return "\n".join([*lines, "Press Ctrl+C to stop it."])
+
+    return serve_until_interrupted(ui, "The MLflow UI", banner, stopped="MLflow UI stopped.")
 
 
 def _point_at_server(ui: MlflowUI) -> int:
@@ -257,11 +223,90 @@ def _point_at_server(ui: MlflowUI) -> int:
     return 0
 
 
-def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+def start_server(command: list[str], log_file: Path, url: str, what: str, timeout: float) -> subprocess.Popen[bytes]:
+    """Run a server ``command`` (telemetry off, output to ``log_file``) and return its process once ``url/health`` answers.
+
+    It gets its own process group, so :func:`stop_server` reaches the web server and its workers too. A server that
+    exits, does not answer within ``timeout`` s or is interrupted is stopped; ``what`` ("The MLflow UI") names it in
+    the one-line :class:`CourseSetupError`.
+    """
+    with log_file.open("ab") as sink:
+        process = subprocess.Popen(
+            command, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            env=telemetry_off(),
+        )
     try:
-        os.killpg(process.pid, sig)
-    except ProcessLookupError:
-        pass
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise CourseSetupError(f"{what} stopped at start-up: see {log_file} for why.")
+            if _answers(f"{url}/health"):
+                return process
+            time.sleep(0.3)
+        raise CourseSetupError(f"{what} did not answer within {timeout:.0f} s: see {log_file}.")
+    except BaseException:
+        stop_server(process)
+        raise
+
+
+def stop_server(process: subprocess.Popen[bytes], grace: float = 5.0) -> None:
+    """End a server started by :func:`start_server`: SIGTERM to its process group, SIGKILL after ``grace`` s."""
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10.0)):
+        if process.poll() is not None:
+            return
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def stop_on_signals() -> None:
+    """Let Ctrl+C, ``kill`` or a closed terminal raise KeyboardInterrupt (SIGINT too: a shell may start us ignoring it)."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _interrupt)
+
+
+class Server(Protocol):
+    """What :func:`serve_until_interrupted` needs of a server."""
+
+    log_file: Path
+
+    @property
+    def running(self) -> bool: ...
+
+    def start(self) -> str: ...
+
+    def stop(self) -> None: ...
+
+
+def serve_until_interrupted(server: Server, what: str, banner: Callable[[str], str], stopped: str = "") -> int:
+    """A server command's life: start ``server``, print ``banner(url)``, serve until Ctrl+C (0) or until the server stops
+    by itself (1, named by ``what``); a :class:`CourseSetupError` is one line (1). Always stops the server, and then
+    prints ``stopped`` if it was running."""
+    try:
+        print(banner(server.start()), flush=True)  # noqa: T201 - CLI output
+        while server.running:
+            time.sleep(0.5)
+        print(f"{what} stopped by itself: see {server.log_file}.", file=sys.stderr)  # noqa: T201
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    except CourseSetupError as error:
+        print(f"ERROR: {error}", file=sys.stderr)  # noqa: T201
+        return 1
+    finally:
+        was_running = server.running
+        server.stop()
+        if was_running and stopped:
+            print(stopped, flush=True)  # noqa: T201
 
 
 def _answers(url: str) -> bool:

@@ -15,17 +15,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
-from types import FrameType
 
 from coursekit.errors import CourseSetupError
 from coursekit.ports import is_free
-from coursekit.tracking import telemetry_off
+from coursekit.ui import serve_until_interrupted, start_server, stop_on_signals, stop_server
 
 log = logging.getLogger(__name__)
 
@@ -66,30 +62,13 @@ class ClassServer:
 
     def start(self, timeout: float = 90.0) -> str:
         """Start the server and return its URL once ``/health`` answers; a busy port is a one-line error."""
-        from coursekit.tracking import require_server
-
         if not is_free(self.port, self.host if self.host not in ("0.0.0.0", "::") else ""):  # noqa: S104
             raise CourseSetupError(f"Port {self.port} is busy: stop what uses it, or choose another with --port.")
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        with self.log_file.open("ab") as sink:
-            self._process = subprocess.Popen(
-                command(self.data_dir, self.host, self.port, self.workers, self.extra),
-                stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-                env=telemetry_off(),
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                self.stop()
-                raise CourseSetupError(f"The class tracking server stopped at start-up: see {self.log_file}.")
-            try:
-                require_server(self.url, timeout=2)
-                log.info("class tracking server at %s", self.url)
-                return self.url
-            except CourseSetupError:
-                time.sleep(0.3)
-        self.stop()
-        raise CourseSetupError(f"The class tracking server did not answer within {timeout:.0f} s: see {self.log_file}.")
+        self._process = start_server(command(self.data_dir, self.host, self.port, self.workers, self.extra), self.log_file,
+                                     self.url, "The class tracking server", timeout)
+        log.info("class tracking server at %s", self.url)
+        return self.url
 
     @property
     def running(self) -> bool:
@@ -100,17 +79,7 @@ class ClassServer:
         """Stop the server and its workers (SIGTERM, then SIGKILL after 10 s)."""
         if self._process is None:
             return
-        for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 10)):
-            if self._process.poll() is not None:
-                break
-            try:
-                os.killpg(self._process.pid, sig)
-            except ProcessLookupError:
-                break
-            try:
-                self._process.wait(timeout=wait)
-            except subprocess.TimeoutExpired:
-                continue
+        stop_server(self._process, grace=10)
         self._process = None
 
     def __enter__(self) -> ClassServer:
@@ -119,10 +88,6 @@ class ClassServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -137,30 +102,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="server worker processes (default: %(default)s)")
     args = parser.parse_args(own)
     server = ClassServer(args.data, args.host, args.port, args.workers, extra)
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _interrupt)
-    try:
-        url = server.start()
-        print(  # noqa: T201 - CLI output
-            f"Class tracking server: {url}  (store and artifacts in {args.data.resolve()})\n"
-            f"Learners set, before starting JupyterLab:\n"
-            f"  export MLFLOW_TRACKING_URI=http://<this machine's address>:{args.port}\n"
-            f"  export COURSE_LEARNER=<their name>   # default: their login name\n"
-            f"Class progress: python -m coursekit.instructor.progress --tracking-uri {url}\n"
-            "Press Ctrl+C to stop it.",
-            flush=True,
-        )
-        while server.running:
-            time.sleep(0.5)
-        print(f"The server stopped by itself: see {server.log_file}.", file=sys.stderr)  # noqa: T201
-        return 1
-    except KeyboardInterrupt:
-        return 0
-    except CourseSetupError as error:
-        print(f"ERROR: {error}", file=sys.stderr)  # noqa: T201
-        return 1
-    finally:
-        server.stop()
+    stop_on_signals()
+    return serve_until_interrupted(server, "The server", lambda url: (
+        f"Class tracking server: {url}  (store and artifacts in {args.data.resolve()})\n"
+        f"Learners set, before starting JupyterLab:\n"
+        f"  export MLFLOW_TRACKING_URI=http://<this machine's address>:{args.port}\n"
+        f"  export COURSE_LEARNER=<their name>   # default: their login name\n"
+        f"Class progress: python -m coursekit.instructor.progress --tracking-uri {url}\n"
+        "Press Ctrl+C to stop it."
+    ))
 
 
 if __name__ == "__main__":

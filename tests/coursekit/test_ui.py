@@ -370,3 +370,10 @@ def test_on_databricks_the_ui_is_built_in_and_nothing_starts(tmp_path, monkeypat
     assert not ui.running
     assert ui.experiment_url("42").endswith("(experiment id 42)") and "http" not in ui.experiment_url("42")
     ui.stop()
+
+
+def test_stop_server_ends_the_process_and_tolerates_one_that_already_ended():
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"], start_new_session=True)
+    ui_module.stop_server(process, grace=5)
+    assert process.poll() is not None
+    ui_module.stop_server(process)  # a second stop is harmless
