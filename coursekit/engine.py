@@ -267,11 +267,14 @@ def execute_notebook(
 
 
 def without_run_metadata(nb: NotebookNode) -> NotebookNode:
-    """Drop what a run adds besides outputs (papermill's and nbclient's timings), in place: for stored notebooks."""
+    """Drop what a run adds besides outputs (papermill's and nbclient's timings, papermill's empty tag lists),
+    in place: for notebooks that are stored."""
     nb.metadata.pop("papermill", None)
     for cell in nb.cells:
         cell.metadata.pop("papermill", None)
         cell.metadata.pop("execution", None)
+        if cell.metadata.get("tags") == []:
+            del cell.metadata["tags"]
     return nb
 
 

@@ -170,7 +170,7 @@ def test_execute_notebook_passes_parameters_and_the_kernel_environment(tmp_path:
     assert nb.cells[-1].outputs[0]["text"] == f"42 here None {tmp_path}\n"
     assert os.environ["ENGINE_TEST_GONE"] == "inherited" and "ENGINE_TEST_SET" not in os.environ
     assert without_run_metadata(nb).metadata.get("papermill") is None
-    assert all("papermill" not in c.metadata and "execution" not in c.metadata for c in nb.cells)
+    assert [c.metadata for c in nb.cells] == [{"tags": ["parameters"]}, {"tags": ["injected-parameters"]}, {}]
 
 
 @pytest.mark.notebook
