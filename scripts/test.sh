@@ -32,5 +32,6 @@ export COURSE_SPARK_QUICK_JIT="${COURSE_SPARK_QUICK_JIT:-1}"
 
 # One pytest session. nbval runs inside it (tests/test_notebooks.py), in a pytest session of its own with a
 # clean environment: it executes every solution once against one fresh store and compares the stored outputs;
-# the course engine then runs each solution again against that store.
-"$VENV/bin/python" -m pytest tests -p no:cacheprovider "$@"
+# the course engine then runs each solution again against that store. Every step of a second or more is
+# listed at the end (--durations), so the suite's time per test file can be followed from any CI log.
+"$VENV/bin/python" -m pytest tests -p no:cacheprovider --durations=0 --durations-min=1.0 "$@"
