@@ -12,8 +12,15 @@ variable                   meaning                                     default
 ``COURSE_DRIVER_MEMORY``   Spark driver memory                         ``2g``
 ``COURSE_DATASETS_DIR``    folder holding the shipped CSV files        ``<repo>/datasets``
 ``COURSE_SPARK_QUICK_JIT`` ``1``: the local driver JVM compiles with   unset (full JIT)
-                           the quick JIT only (for several kernels
-                           at once: the grader, the test suite)
+                           the quick JIT only and the serial garbage
+                           collector (for several kernels at once:
+                           the grader, the test suite)
+``COURSE_UI_PORT``         first port the MLflow UI tries (the next   ``5000``
+                           free one is taken when it is busy)
+``COURSE_SPARK_CLASS_``    a class-data archive the local driver JVM   unset
+``ARCHIVE``                loads its classes from, made by
+                           ``python -m coursekit.class_archive PATH``
+                           (the test suite sets it)
 ``COURSE_LEARNER``         the learner's name, put in every course     the login name with a
                            experiment and registered model name, so    tracking server
                            learners sharing one tracking server each   (``http(s)://``), else
@@ -68,6 +75,8 @@ class Settings:
     spark_remote: str | None
     driver_memory: str
     quick_jit: bool = False
+    class_archive: Path | None = None
+    ui_port: int = 5000
     learner: str | None = None
     databricks: bool = False
     serverless: bool = False
@@ -206,6 +215,17 @@ def model_name(base: str, settings: Settings | None = None) -> str:
     return course_name(base, settings)
 
 
+def _port(variable: str, default: int) -> int:
+    raw = os.environ.get(variable, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or not 0 < int(raw) < 65536:
+        from coursekit.errors import CourseSetupError
+
+        raise CourseSetupError(f"{variable}={raw!r} is not a port number: set it to one between 1024 and 65535, or unset it.")
+    return int(raw)
+
+
 def _default_data_dir(databricks: bool) -> Path:
     # On Databricks the repository is a Git folder in the workspace: scratch files belong on the driver's own disk.
     return Path(tempfile.gettempdir()) / COURSE_FOLDER if databricks else REPO_ROOT / ".course-data"
@@ -229,6 +249,8 @@ def load_settings() -> Settings:
         spark_remote=os.environ.get("SPARK_REMOTE") or None,
         driver_memory=os.environ.get("COURSE_DRIVER_MEMORY", "2g"),
         quick_jit=os.environ.get("COURSE_SPARK_QUICK_JIT", "").strip().lower() in ("1", "true", "yes"),
+        class_archive=Path(archive).resolve() if (archive := os.environ.get("COURSE_SPARK_CLASS_ARCHIVE", "").strip()) else None,
+        ui_port=_port("COURSE_UI_PORT", 5000),
         learner=_learner(tracking_uri),
         databricks=databricks,
         serverless=on_serverless(),

@@ -46,17 +46,17 @@ __all__ = [
 class MlflowUI:
     """One ``mlflow ui`` server process serving the course's tracking store.
 
-    ``start()`` picks the first free port from 5000 (a busy port is not an
-    error), waits until the server answers, and registers a stop at
+    ``start()`` picks the first free port from ``port`` (by default ``COURSE_UI_PORT``, else 5000; a busy
+    port is not an error), waits until the server answers, and registers a stop at
     interpreter exit, so a kernel restart never leaves a server behind.
 
     With a tracking server (``MLFLOW_TRACKING_URI=http://…``) the UI is that server's: ``start()`` starts
     nothing, checks that it answers and returns its address; ``stop()`` leaves it alone.
     """
 
-    def __init__(self, settings: Settings | None = None, port: int = DEFAULT_PORT) -> None:
+    def __init__(self, settings: Settings | None = None, port: int | None = None) -> None:
         self.settings = settings or load_settings()
-        self.wanted_port = port
+        self.wanted_port = self.settings.ui_port if port is None else port
         self.port: int | None = None
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -167,7 +167,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--backend-store-uri", help="tracking store (default: the course store)")
     parser.add_argument("--default-artifact-root", help="file: URI of the artifact folder (default: the course's)")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="first port to try (default: %(default)s)")
+    parser.add_argument("--port", type=int, help=f"first port to try (default: COURSE_UI_PORT, else {DEFAULT_PORT})")
     return parser.parse_args(argv)
 
 

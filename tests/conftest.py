@@ -13,6 +13,38 @@ import pytest
 # would inherit (and write into the wrong store). Each test leaves these as it found them.
 _MLFLOW_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "COURSE_DATA_DIR")
 
+#: Test files that run longest (several notebook executions each). They are collected first, so that with
+#: pytest-xdist (scripts/test.sh runs two workers) they start at once and the short files fill in around them.
+LONG_POLES = ("test_notebooks.py", "test_answer_key.py", "test_grading.py", "test_mode_class_server.py",
+              "test_mode_databricks.py", "test_mode_connect.py")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Give each pytest-xdist worker its own scratch store and its own MLflow UI ports.
+
+    Two workers run at once (``scripts/test.sh``). Each worker's kernels and UI servers start from its own
+    first UI port (``COURSE_UI_PORT``: 6100, 6300, …), so two of them never race for the same port. Port 5000,
+    the default, stays free for what the tests run in a plain shell, where no course variable is set.
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker:
+        return
+    index = int(worker.removeprefix("gw"))
+    os.environ["COURSE_UI_PORT"] = str(6100 + 200 * index)
+    if base := os.environ.get("COURSE_DATA_DIR"):
+        own = Path(base) / worker
+        own.mkdir(parents=True, exist_ok=True)
+        os.environ["COURSE_DATA_DIR"] = str(own)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the :data:`LONG_POLES` first, in that order; everything else keeps its order."""
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return LONG_POLES.index(name) if name in LONG_POLES else len(LONG_POLES)
+
+    items.sort(key=rank)
+
 
 @pytest.fixture(autouse=True)
 def isolate_mlflow_state() -> Iterator[None]:

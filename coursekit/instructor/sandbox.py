@@ -60,6 +60,8 @@ INTERRUPTED = "grading was interrupted before this notebook finished"
 _MB = 1024 * 1024
 #: The environment variable every process of a sandbox inherits; its value is the sandbox's path.
 MARKER = "COURSEKIT_SANDBOX"
+#: Course variables a sandbox keeps: machine-wide choices that cannot reach the grader's store.
+_PASSED_ON = ("COURSE_UI_PORT", "COURSE_SPARK_CLASS_ARCHIVE")
 # Variables a kernel must not inherit from the grader: they would point it at another store or package.
 _DROPPED_PREFIXES = ("MLFLOW_", "COURSE_", "PYTHON", "SPARK_REMOTE", "JUPYTER_", "IPYTHON", "MPLCONFIGDIR")
 
@@ -92,7 +94,10 @@ class Execution:
 
 def kernel_environment(sandbox: Path, base: dict[str, str] | None = None) -> dict[str, str]:
     """The child's environment: the grader's, minus MLflow/course/Python overrides, plus the sandbox's folders."""
-    env = {k: v for k, v in (os.environ if base is None else base).items() if not k.startswith(_DROPPED_PREFIXES)}
+    source = os.environ if base is None else base
+    env = {k: v for k, v in source.items() if not k.startswith(_DROPPED_PREFIXES)}
+    # Kept from the grader's environment: where the UI's first port is, and the JVM's class archive (read only).
+    env.update({k: source[k] for k in _PASSED_ON if source.get(k)})
     env.update({
         "HOME": str(sandbox / "home"),
         "TMPDIR": str(sandbox / "tmp"),

@@ -12,7 +12,7 @@ from coursekit.settings import REPO_ROOT, load_settings
 VARIABLES = ("COURSE_DATA_DIR", "MLFLOW_TRACKING_URI", "COURSE_SPARK_MASTER", "SPARK_REMOTE",
              "COURSE_DRIVER_MEMORY", "COURSE_DATASETS_DIR", "COURSE_SPARK_QUICK_JIT", "COURSE_LEARNER",
              "DATABRICKS_RUNTIME_VERSION", "DATABRICKS_ENV_VERSION", "MLFLOW_REGISTRY_URI", "COURSE_CATALOG",
-             "COURSE_SCHEMA")
+             "COURSE_SCHEMA", "COURSE_UI_PORT", "COURSE_SPARK_CLASS_ARCHIVE")
 
 
 @pytest.fixture
@@ -38,6 +38,8 @@ def test_defaults(clean_env, tmp_path):
     assert s.spark_remote is None
     assert s.driver_memory == "2g"
     assert s.quick_jit is False
+    assert s.class_archive is None
+    assert s.ui_port == 5000
 
 
 def test_environment_overrides(clean_env, tmp_path):
@@ -253,3 +255,22 @@ def test_widgets_are_read_from_the_notebook_namespace(notebook_namespace, monkey
     marker = object()
     monkeypatch.setitem(notebook_namespace, "dbutils", marker)
     assert settings._notebook_dbutils() is marker
+
+
+def test_the_ui_port_and_the_class_archive_come_from_the_environment(clean_env, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    clean_env.setenv("COURSE_UI_PORT", " 6123 ")
+    clean_env.setenv("COURSE_SPARK_CLASS_ARCHIVE", "classes.jsa")
+    s = load_settings()
+    assert s.ui_port == 6123
+    assert s.class_archive == tmp_path / "classes.jsa"  # made absolute: kernels start in other folders
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "70000", "-1", "5000.5"])
+def test_a_ui_port_that_is_not_a_port_number_is_one_line(clean_env, value):
+    from coursekit.errors import CourseSetupError
+
+    clean_env.setenv("COURSE_UI_PORT", value)
+    with pytest.raises(CourseSetupError) as raised:
+        load_settings()
+    assert str(raised.value) == f"COURSE_UI_PORT={value!r} is not a port number: set it to one between 1024 and 65535, or unset it."

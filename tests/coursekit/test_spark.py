@@ -73,6 +73,18 @@ def test_loopback_cluster_keeps_the_driver_on_loopback(settings):
     assert not {"spark.local.dir", "spark.sql.shuffle.partitions", "spark.default.parallelism"} & set(conf)
 
 
+def test_quick_mode_adds_the_serial_collector_and_a_class_archive_only_when_it_exists(settings, tmp_path):
+    archive = tmp_path / "classes.jsa"
+    quick = spark.java_options(replace(settings, class_archive=archive))
+    assert quick[1:] == ["-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC"]  # no archive file yet: nothing to map
+    archive.write_bytes(b"x")
+    assert spark.java_options(replace(settings, class_archive=archive))[-1] == f"-XX:SharedArchiveFile={archive}"
+    learner = spark.java_options(replace(settings, quick_jit=False, class_archive=archive))
+    assert learner[1:] == [f"-XX:SharedArchiveFile={archive}"]  # the full JIT and Java's own collector
+    cluster = spark.java_options(replace(settings, class_archive=archive, spark_master="spark://127.0.0.1:17077"))
+    assert cluster == [f"-Dlog4j.configurationFile=file:{spark.LOG4J_CONFIG}"]
+
+
 class _FakeSession:
     """Stands in for a started SparkSession: get_spark only reads its version and sets the log level."""
 
@@ -109,6 +121,16 @@ def test_get_spark_builds_the_session_for_the_master(settings, monkeypatch, mast
     assert os.environ.get("SPARK_LOCAL_IP") == local_ip
     # Executors run the kernel's interpreter, on a cluster too.
     assert os.environ["PYSPARK_PYTHON"] == sys.executable
+
+
+def test_extra_java_options_are_added_to_the_drivers(settings, monkeypatch):
+    from pyspark.sql import SparkSession
+
+    built: dict[str, str] = {}
+    monkeypatch.setattr(SparkSession.Builder, "getOrCreate", lambda builder: built.update(builder._options) or _FakeSession())
+    monkeypatch.setattr(spark, "require_java", lambda: 17)
+    spark.get_spark(settings, extra_java_options=["-XX:ArchiveClassesAtExit=/tmp/x.jsa"])
+    assert built["spark.driver.extraJavaOptions"] == " ".join([*spark.java_options(settings), "-XX:ArchiveClassesAtExit=/tmp/x.jsa"])
 
 
 # --- Databricks: the notebook's own session, used as it is ------------------------------------------------------

@@ -15,12 +15,14 @@ import socket
 import subprocess
 import sys
 import urllib.request
+from dataclasses import replace
 from pathlib import Path
 
 import psutil
 import pytest
 
-from coursekit import tracking, ui as ui_module
+from coursekit import tracking
+from coursekit import ui as ui_module
 from coursekit.errors import CourseSetupError
 from coursekit.ports import first_free
 from coursekit.settings import Settings
@@ -95,7 +97,9 @@ def test_command_serves_the_course_store_on_loopback(settings: Settings):
 
 def test_a_ui_that_never_started(settings: Settings):
     ui = MlflowUI(settings=settings)
-    assert ui.wanted_port == 5000
+    assert ui.wanted_port == settings.ui_port  # COURSE_UI_PORT, else 5000
+    assert MlflowUI(settings=replace(settings, ui_port=6123)).wanted_port == 6123
+    assert MlflowUI(settings=settings, port=5123).wanted_port == 5123
     assert ui.port is None and ui.running is False
     with pytest.raises(RuntimeError, match=r"call start\(\) first"):
         ui.url  # noqa: B018
@@ -151,7 +155,7 @@ def test_command_line_options_override_the_store(monkeypatch, tmp_path: Path):
     settings = ui_module._settings_from(args)
     assert settings.tracking_uri == "sqlite:////data/my store/mlflow.db"
     assert settings.artifact_root == Path("/data/my store/artifacts")
-    assert args.port == 5000
+    assert args.port is None  # MlflowUI then takes COURSE_UI_PORT, else 5000
     defaults = ui_module._settings_from(ui_module._parse_args([]))
     assert defaults.tracking_uri == f"sqlite:///{tmp_path}/mlflow.db"
 

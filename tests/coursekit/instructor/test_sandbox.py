@@ -45,6 +45,16 @@ def test_the_kernel_environment_drops_mlflow_and_course_overrides(tmp_path: Path
     assert kernel_environment(tmp_path, {MARKER: "/another/sandbox"})[MARKER] == str(tmp_path)
 
 
+def test_the_kernel_environment_keeps_the_ui_port_and_the_class_archive(tmp_path: Path) -> None:
+    """Machine-wide choices pass on: the UI's first port (two graders, or test workers, at once) and the JVM's
+    class archive, which a kernel only reads."""
+    base = {"COURSE_UI_PORT": "6300", "COURSE_SPARK_CLASS_ARCHIVE": "/tmp/classes.jsa", "COURSE_DRIVER_MEMORY": "8g"}
+    env = kernel_environment(tmp_path, base)
+    assert (env["COURSE_UI_PORT"], env["COURSE_SPARK_CLASS_ARCHIVE"]) == ("6300", "/tmp/classes.jsa")
+    assert "COURSE_DRIVER_MEMORY" not in env
+    assert not {"COURSE_UI_PORT", "COURSE_SPARK_CLASS_ARCHIVE"} & set(kernel_environment(tmp_path, {"COURSE_UI_PORT": ""}))
+
+
 def test_prepare_copies_the_package_and_data_but_no_bytecode(tmp_path: Path) -> None:
     notebook = prepare(tmp_path, "01_first_run", b"{}")
     assert notebook == tmp_path / "work" / "01_first_run.ipynb" and notebook.read_bytes() == b"{}"
