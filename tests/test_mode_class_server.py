@@ -58,6 +58,8 @@ def classroom(server: ClassServer, tmp_path_factory: pytest.TempPathFactory) -> 
             env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "COURSE_", "SPARK_REMOTE"))}
             env.update(MLFLOW_TRACKING_URI=server.url, COURSE_LEARNER=learner,
                        COURSE_DATA_DIR=str(folders[learner]), COURSE_SPARK_QUICK_JIT="1")
+            if archive := os.environ.get("COURSE_SPARK_CLASS_ARCHIVE"):
+                env["COURSE_SPARK_CLASS_ARCHIVE"] = archive  # the suite's (scripts/test.sh): a faster start only
             output = folders[learner] / f"{lesson}.ipynb"
             parameters = [arg for name, value in FAST_PARAMETERS.get(lesson, {}).items() for arg in ("-p", name, repr(value))]
             running[learner] = (output, subprocess.Popen(
