@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 from pathlib import Path
@@ -9,11 +10,22 @@ from pathlib import Path
 import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
-
-from store_helpers import use_experiment
+from store_helpers import template_in_use, use_experiment
 
 from coursekit import tracking
 from coursekit.exercises import lesson01
+
+
+@pytest.fixture(scope="session", autouse=True)
+def schema_head_read_once():
+    """Every new SQLite store is checked against MLflow's newest schema revision, which MLflow finds by parsing all
+    its migration scripts (~0.1 s per store, so per test). They do not change during a session: the newest revision
+    is read once; the check of each store against it still runs."""
+    from mlflow.store.db import utils
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(utils, "_get_latest_schema_revision", functools.cache(utils._get_latest_schema_revision))
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -25,16 +37,23 @@ def empty_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def mlflow_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, empty_db: Path):
-    """Course data and an empty, configured MLflow store in ``tmp_path`` (yielded).
+def mlflow_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, empty_db: Path, request: pytest.FixtureRequest):
+    """Course data and a configured MLflow store in ``tmp_path`` (yielded): empty, or a copy of the store template
+    the test uses (``store_helpers.store_template``).
 
     Afterwards: any run left open is ended and MLflow's tracking URI is put back.
     """
     previous = mlflow.get_tracking_uri()
-    shutil.copy(empty_db, tmp_path / "mlflow.db")
+    template = template_in_use(request)
+    if template:
+        template.copy_to(tmp_path)
+    else:
+        shutil.copy(empty_db, tmp_path / "mlflow.db")
     monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
     tracking.configure_tracking()
+    if template:
+        template.restore_last_active_run()
     yield tmp_path
     while mlflow.active_run():
         mlflow.end_run()

@@ -11,7 +11,7 @@ import time
 import mlflow
 import pytest
 from spark_fixtures import course_spark  # noqa: F401 - a fixture
-from store_helpers import assert_incorrect, log_run
+from store_helpers import assert_incorrect, log_run, store_template
 
 from coursekit import BLANK, Outcome
 from coursekit.exercises import lesson01, verdicts
@@ -178,13 +178,19 @@ def test_q3_run_left_running():
 # --- q4: best run -------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def two_runs():
-    """Two finished runs in the lesson experiment: (worse id, best id)."""
+@store_template
+def two_runs_store():
+    """Two finished runs in the lesson experiment, and one without a metric; returns (worse id, best id)."""
     worse = log_run("small-forest", params=GOOD_PARAMS, metrics={"AUC": 0.71})
     best = log_run(lesson01.METRIC_RUN, params=GOOD_PARAMS, metrics={"AUC": 0.86})
     log_run("no-metric-run", params=GOOD_PARAMS)
     return worse, best
+
+
+@pytest.fixture
+def two_runs(two_runs_store):
+    """Two finished runs in the test's own copy of ``two_runs_store``: (worse id, best id)."""
+    return two_runs_store.value
 
 
 def test_q4_correct_with_the_reference_solution(two_runs):

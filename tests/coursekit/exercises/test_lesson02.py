@@ -22,7 +22,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 from spark_fixtures import course_spark  # noqa: E402, F401 - a fixture
-from store_helpers import assert_incorrect  # noqa: E402
+from store_helpers import assert_incorrect, store_template  # noqa: E402
 
 from coursekit import BLANK, Outcome  # noqa: E402
 from coursekit.exercises import lesson02
@@ -253,9 +253,16 @@ def test_q2_run_left_running():
 # --- q3: the best step --------------------------------------------------------------------------
 
 
-@pytest.fixture
-def steps_run_id():
+@store_template
+def steps_run_store():
+    """The run of exercise 2 with the loop's train_auc and val_auc history; returns its id."""
     return log_run(lesson02.STEPS_RUN, history=steps_history())
+
+
+@pytest.fixture
+def steps_run_id(steps_run_store):
+    """The id of the run of exercise 2 in the test's own copy of ``steps_run_store``."""
+    return steps_run_store.value
 
 
 def test_q3_correct_with_the_reference_solution(steps_run_id):
@@ -376,9 +383,16 @@ def test_q4_failed_run_without_figures():
 # --- q5: predict the latest value ---------------------------------------------------------------
 
 
-@pytest.fixture
-def quiz_run():
+@store_template
+def quiz_run_store():
+    """The quiz run of exercise 5, its val_auc logged as the lesson's QUIZ_LOG; returns its id."""
     return log_run(lesson02.LATEST_RUN, history=[("val_auc", value, step) for step, value in lesson02.QUIZ_LOG])
+
+
+@pytest.fixture
+def quiz_run(quiz_run_store):
+    """The id of the quiz run in the test's own copy of ``quiz_run_store``."""
+    return quiz_run_store.value
 
 
 @pytest.mark.parametrize("answer", [0.8, 0.80, np.float64(0.8), 4 / 5])

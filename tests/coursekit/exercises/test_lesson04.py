@@ -12,7 +12,7 @@ from __future__ import annotations
 import mlflow
 import pandas as pd
 import pytest
-from store_helpers import assert_incorrect, log_run
+from store_helpers import assert_incorrect, log_run, store_template
 
 from coursekit import BLANK, Outcome
 from coursekit.exercises import lesson04
@@ -46,6 +46,18 @@ def log_grid(aucs=None, *, status="FINISHED"):
             status=status,
         )
     return ids
+
+
+@store_template
+def grid_store():
+    """The lesson's grid (``log_grid()``), logged once for the module; returns {(trees, depth): run_id}."""
+    return log_grid()
+
+
+@pytest.fixture
+def grid(grid_store):
+    """The lesson's grid in the test's own copy of the store (``grid_store``): {(trees, depth): run_id}."""
+    return grid_store.value
 
 
 # --- the answers, computed the way solutions/04_compare_runs.ipynb does ------------------------------
@@ -91,16 +103,14 @@ def run_solution_code(exercise, name):
 # --- grid_runs and the whole-lesson behaviour ------------------------------------------------------------
 
 
-def test_grid_runs_are_the_finished_tagged_runs_best_first():
-    ids = log_grid()
+def test_grid_runs_are_the_finished_tagged_runs_best_first(grid):
     runs = grid_runs()
-    assert [r.info.run_id for r in runs] == [ids[k] for k in sorted(GRID_AUC, key=GRID_AUC.get, reverse=True)]
+    assert [r.info.run_id for r in runs] == [grid[k] for k in sorted(GRID_AUC, key=GRID_AUC.get, reverse=True)]
     assert runs[0].info.run_name == "rf-50trees-depth5"
     assert [r.data.metrics["AUC"] for r in runs] == sorted(GRID_AUC.values(), reverse=True)
 
 
-def test_grid_runs_ignore_failed_untagged_metricless_and_foreign_runs():
-    ids = log_grid()
+def test_grid_runs_ignore_failed_untagged_metricless_and_foreign_runs(grid):
     params = {"model_type": "RandomForest", "numTrees": 20, "maxDepth": 5, "seed": SEED}
     ignored = {
         log_run("rf-20trees-depth5", params=params, tags=GRID_TAG, metrics={"AUC": 0.99}, status="FAILED"),
@@ -115,7 +125,7 @@ def test_grid_runs_ignore_failed_untagged_metricless_and_foreign_runs():
     ignored.add(log_run("rf-50trees-depth5", params=params, tags=GRID_TAG, metrics={"AUC": 0.94}, status=None))
 
     found = {r.info.run_id for r in grid_runs()}
-    assert found == set(ids.values())
+    assert found == set(grid.values())
     assert not found & ignored
 
 
@@ -146,29 +156,26 @@ def test_untagged_or_failed_runs_alone_count_as_an_empty_grid():
 
 @pytest.mark.parametrize("exercise", [q1, q2, q3, q4], ids=lambda q: q.key)
 @pytest.mark.parametrize("answer", [BLANK, None, ...], ids=["BLANK", "None", "Ellipsis"])
-def test_blank_answers_are_not_attempted(exercise, answer):
-    log_grid()
+def test_blank_answers_are_not_attempted(grid, exercise, answer):
     result = exercise.result(answer)
     assert result.outcome is Outcome.NOT_ATTEMPTED
     assert "blank" in result.message
 
 
-def test_calling_a_check_without_an_answer_is_not_attempted():
-    log_grid()
+def test_calling_a_check_without_an_answer_is_not_attempted(grid):
     for exercise in (q1, q2, q3, q4):
         assert exercise.result().outcome is Outcome.NOT_ATTEMPTED
 
 
-def test_the_solution_each_check_shows_is_accepted():
-    log_grid()
+def test_the_solution_each_check_shows_is_accepted(grid):
     assert q1.result(run_solution_code(q1, "best20_id")).outcome is Outcome.CORRECT
     assert q2.result(run_solution_code(q2, "top3")).outcome is Outcome.CORRECT
     assert q3.result(run_solution_code(q3, "good_filter")).outcome is Outcome.CORRECT
     assert q4.result(run_solution_code(q4, "differing")).outcome is Outcome.CORRECT
 
 
-def test_rerunning_the_grid_still_accepts_the_reference_answers():
-    first = log_grid()
+def test_rerunning_the_grid_still_accepts_the_reference_answers(grid):
+    first = grid
     second = log_grid()  # identical params and AUCs: twin runs
     assert len(grid_runs()) == 2 * len(GRID_AUC)
 
@@ -191,8 +198,7 @@ def test_rerunning_the_grid_still_accepts_the_reference_answers():
     assert q4.result(solution_q4()).outcome is Outcome.CORRECT
 
 
-def test_check_prints_the_verdict(capsys):
-    log_grid()
+def test_check_prints_the_verdict(grid, capsys):
     q1.check(solution_q1())
     assert capsys.readouterr().out.startswith("✅ Correct — q1: Best run with 20 trees.")
     q3.check("metrics.AUC > 0.8")
@@ -209,9 +215,7 @@ def test_hints_and_solutions_are_shown(capsys):
     assert GOOD_FILTER in out
 
 
-def test_a_check_never_shows_a_traceback(monkeypatch):
-    log_grid()
-
+def test_a_check_never_shows_a_traceback(grid, monkeypatch):
     def broken(*args, **kwargs):
         raise ConnectionError("store unreachable")
 
@@ -222,10 +226,9 @@ def test_a_check_never_shows_a_traceback(monkeypatch):
 # --- q1: best run with 20 trees -----------------------------------------------------------------------
 
 
-def test_q1_correct():
-    ids = log_grid()
+def test_q1_correct(grid):
     best20_id = solution_q1()
-    assert best20_id == ids[(20, 5)]
+    assert best20_id == grid[(20, 5)]
     result = q1.result(best20_id)
     assert result.outcome is Outcome.CORRECT
     assert "'rf-20trees-depth5'" in result.message and "AUC=0.830" in result.message
@@ -237,21 +240,19 @@ def test_q1_a_tie_among_20_tree_runs_is_correct():
     assert q1.result(ids[(20, 5)]).outcome is Outcome.CORRECT
 
 
-def test_q1_best_overall_but_not_20_trees():
-    ids = log_grid()
+def test_q1_best_overall_but_not_20_trees(grid):
     best = mlflow.search_runs(experiment_names=[EXPERIMENT], order_by=["metrics.AUC DESC"], max_results=1)
-    assert best.loc[0, "run_id"] == ids[(50, 5)]
+    assert best.loc[0, "run_id"] == grid[(50, 5)]
     assert_incorrect(
         q1.result(best.loc[0, "run_id"]),
         "'rf-50trees-depth5'", "numTrees=50", "does not have 20 trees", "params.numTrees = '20'",
     )
 
 
-def test_q1_a_20_tree_run_that_is_not_the_best():
-    ids = log_grid()
+def test_q1_a_20_tree_run_that_is_not_the_best(grid):
     # Forgot order_by: search_runs returns the most recent 20-tree run first.
     unsorted = mlflow.search_runs(experiment_names=[EXPERIMENT], filter_string="params.numTrees = '20'", max_results=1)
-    assert unsorted.loc[0, "run_id"] == ids[(20, 8)]
+    assert unsorted.loc[0, "run_id"] == grid[(20, 8)]
     assert_incorrect(
         q1.result(unsorted.loc[0, "run_id"]), "'rf-20trees-depth8'", "AUC=0.810", "has 20 trees", "scores higher", "DESC"
     )
@@ -263,13 +264,11 @@ def test_q1_a_20_tree_run_that_is_not_the_best():
 
 
 @pytest.mark.parametrize("run_id", ["0" * 32, "rf-20trees-depth5", ""])
-def test_q1_an_id_that_is_not_a_grid_run(run_id):
-    log_grid()
+def test_q1_an_id_that_is_not_a_grid_run(grid, run_id):
     assert_incorrect(q1.result(run_id), repr(run_id), "is not one of this lesson's grid runs", "EXPERIMENT")
 
 
-def test_q1_a_20_tree_run_outside_the_grid():
-    log_grid()
+def test_q1_a_20_tree_run_outside_the_grid(grid):
     scratch = log_run("scratch", params={"numTrees": 20, "maxDepth": 5}, metrics={"AUC": 0.99})
     failed = log_run("rf-20trees-depth5", params={"numTrees": 20}, tags=GRID_TAG, metrics={"AUC": 0.98}, status="FAILED")
     mlflow.set_experiment("someone-elses-experiment")
@@ -278,8 +277,7 @@ def test_q1_a_20_tree_run_outside_the_grid():
         assert_incorrect(q1.result(run_id), "is not one of this lesson's grid runs")
 
 
-def test_q1_not_a_string():
-    log_grid()
+def test_q1_not_a_string(grid):
     best20 = mlflow.search_runs(
         experiment_names=[EXPERIMENT], filter_string="params.numTrees = '20'", order_by=["metrics.AUC DESC"], max_results=1
     )
@@ -298,8 +296,7 @@ def test_q1_grid_without_20_trees():
 # --- q2: top three --------------------------------------------------------------------------------------
 
 
-def test_q2_correct():
-    log_grid()
+def test_q2_correct(grid):
     top3 = solution_q2()
     assert list(top3["metrics.AUC"]) == TOP3
     result = q2.result(top3)
@@ -307,8 +304,7 @@ def test_q2_correct():
     assert "first row is the best run" in result.message
 
 
-def test_q2_the_grid_filter_and_a_pandas_sort_are_correct_too():
-    log_grid()
+def test_q2_the_grid_filter_and_a_pandas_sort_are_correct_too(grid):
     top3 = mlflow.search_runs(
         experiment_names=[EXPERIMENT], filter_string="tags.grid = 'numTrees x maxDepth'",
         order_by=["metrics.AUC DESC"], max_results=3,
@@ -319,20 +315,17 @@ def test_q2_the_grid_filter_and_a_pandas_sort_are_correct_too():
 
 
 @pytest.mark.parametrize("rows", [2, 5, 1])
-def test_q2_wrong_number_of_rows(rows):
-    log_grid()
+def test_q2_wrong_number_of_rows(grid, rows):
     frame = mlflow.search_runs(experiment_names=[EXPERIMENT], order_by=["metrics.AUC DESC"], max_results=rows)
     assert_incorrect(q2.result(frame), f"top3 has {rows} rows", "max_results=3")
 
 
-def test_q2_all_runs_instead_of_three():
-    log_grid()
+def test_q2_all_runs_instead_of_three(grid):
     everything = mlflow.search_runs(experiment_names=[EXPERIMENT], order_by=["metrics.AUC DESC"])
     assert_incorrect(q2.result(everything), f"top3 has {len(GRID_AUC)} rows", "max_results=3")
 
 
-def test_q2_ascending_order_gives_the_worst_three():
-    log_grid()
+def test_q2_ascending_order_gives_the_worst_three(grid):
     worst = mlflow.search_runs(experiment_names=[EXPERIMENT], order_by=["metrics.AUC ASC"], max_results=3)
     assert list(worst["metrics.AUC"]) == WORST3
     assert_incorrect(q2.result(worst), "*worst*", "descending", "DESC")
@@ -341,30 +334,26 @@ def test_q2_ascending_order_gives_the_worst_three():
     assert_incorrect(q2.result(default), "*worst*")
 
 
-def test_q2_right_three_in_the_wrong_order():
-    log_grid()
+def test_q2_right_three_in_the_wrong_order(grid):
     top3 = solution_q2()
     assert_incorrect(q2.result(top3.iloc[::-1]), "Right three runs, wrong order", "best run must come first")
     assert_incorrect(q2.result(top3.iloc[[1, 0, 2]]), "Right three runs, wrong order")
 
 
-def test_q2_three_runs_that_are_not_the_top_three():
-    log_grid()
+def test_q2_three_runs_that_are_not_the_top_three(grid):
     # Forgot order_by: the three most recent runs.
     recent = mlflow.search_runs(experiment_names=[EXPERIMENT], max_results=3)
     assert sorted(recent["metrics.AUC"], reverse=True) != TOP3
     assert_incorrect(q2.result(recent), "not the three highest-AUC runs", "metrics.AUC DESC")
 
 
-def test_q2_a_dataframe_without_run_id():
-    log_grid()
+def test_q2_a_dataframe_without_run_id(grid):
     top3 = solution_q2()
     assert_incorrect(q2.result(top3[["metrics.AUC", "tags.mlflow.runName"]]), "no run_id column", "search_runs returns")
     assert_incorrect(q2.result(top3.set_index("run_id")), "no run_id column")
 
 
-def test_q2_a_dataframe_without_the_auc_metric():
-    log_grid()
+def test_q2_a_dataframe_without_the_auc_metric(grid):
     top3 = solution_q2()
     assert_incorrect(q2.result(top3[["run_id", "params.numTrees"]]), "no metrics.AUC column", "every run logs AUC")
     # Searched another experiment whose runs log no AUC.
@@ -375,8 +364,7 @@ def test_q2_a_dataframe_without_the_auc_metric():
     assert_incorrect(q2.result(other), "no metrics.AUC column")
 
 
-def test_q2_not_a_dataframe():
-    log_grid()
+def test_q2_not_a_dataframe(grid):
     top3 = solution_q2()
     assert_incorrect(q2.result(top3["run_id"]), "Series", "not the pandas DataFrame")
     as_list = mlflow.search_runs(
@@ -390,10 +378,9 @@ def test_q2_not_a_dataframe():
 # --- q3: write a filter ---------------------------------------------------------------------------------
 
 
-def test_q3_correct():
-    ids = log_grid()
+def test_q3_correct(grid):
     found = mlflow.search_runs(experiment_names=[EXPERIMENT], filter_string=GOOD_FILTER)
-    assert set(found["run_id"]) == {ids[(20, 5)], ids[(50, 5)]}
+    assert set(found["run_id"]) == {grid[(20, 5)], grid[(50, 5)]}
     result = q3.result(GOOD_FILTER)
     assert result.outcome is Outcome.CORRECT
     assert "2 run(s) match" in result.message
@@ -409,13 +396,11 @@ def test_q3_correct():
         "metrics.AUC >= 0.8001 and params.maxDepth LIKE '5'",
     ],
 )
-def test_q3_equivalent_filters_are_correct(good_filter):
-    log_grid()
+def test_q3_equivalent_filters_are_correct(grid, good_filter):
     assert q3.result(good_filter).outcome is Outcome.CORRECT
 
 
-def test_q3_ignores_failed_and_untagged_runs_the_filter_also_returns():
-    log_grid()
+def test_q3_ignores_failed_and_untagged_runs_the_filter_also_returns(grid):
     params = {"model_type": "RandomForest", "numTrees": 20, "maxDepth": 5, "seed": SEED}
     log_run("rf-20trees-depth5", params=params, tags=GRID_TAG, metrics={"AUC": 0.9}, status="FAILED")
     log_run("scratch", params=params, metrics={"AUC": 0.9})
@@ -424,14 +409,12 @@ def test_q3_ignores_failed_and_untagged_runs_the_filter_also_returns():
 
 
 @pytest.mark.parametrize("bad_filter", ["params.maxDepth = 5", "metrics.AUC > 0.8 and params.maxDepth = 5"])
-def test_q3_unquoted_param_value(bad_filter):
-    log_grid()
+def test_q3_unquoted_param_value(grid, bad_filter):
     assert_incorrect(q3.result(bad_filter), "quoted value", "params (and tags) are strings", "= '5'")
 
 
 @pytest.mark.parametrize("bad_filter", ["params.maxDepth > 4", "metrics.AUC > 0.8 and params.maxDepth >= '5'"])
-def test_q3_numeric_comparison_on_a_param(bad_filter):
-    log_grid()
+def test_q3_numeric_comparison_on_a_param(grid, bad_filter):
     assert_incorrect(q3.result(bad_filter), "Params are strings", "< or >", "params.maxDepth = '5'")
 
 
@@ -446,25 +429,21 @@ def test_q3_numeric_comparison_on_a_param(bad_filter):
         ("AUC > 0.8 and maxDepth = '5'", ["could not read that filter"]),
     ],
 )
-def test_q3_syntax_errors(bad_filter, words):
-    log_grid()
+def test_q3_syntax_errors(grid, bad_filter, words):
     assert_incorrect(q3.result(bad_filter), *words, "Quote strings")
 
 
-def test_q3_missing_the_max_depth_condition():
-    log_grid()
+def test_q3_missing_the_max_depth_condition(grid):
     assert_incorrect(q3.result("metrics.AUC > 0.8"), "maxDepth other than 5", "add params.maxDepth = '5'")
     assert_incorrect(q3.result("metrics.AUC > 0.8 and params.maxDepth != '2'"), "maxDepth other than 5")
 
 
-def test_q3_names_both_problems_when_both_conditions_are_loose():
-    log_grid()
+def test_q3_names_both_problems_when_both_conditions_are_loose(grid):
     result = q3.result("metrics.AUC > 0.5")
     assert_incorrect(result, "maxDepth other than 5", "AUC at or below 0.8")
 
 
-def test_q3_missing_the_auc_condition():
-    log_grid()
+def test_q3_missing_the_auc_condition(grid):
     assert_incorrect(q3.result("params.maxDepth = '5'"), "1 with AUC at or below 0.8", "add metrics.AUC > 0.8")
     assert_incorrect(q3.result("metrics.AUC > 0.78 and params.maxDepth = '5'"), "at or below 0.8")
 
@@ -478,28 +457,24 @@ def test_q3_missing_the_auc_condition():
         ("metrics.AUC > 0.8 and params.maxDepth = '05'", 2),
     ],
 )
-def test_q3_too_strict(bad_filter, missing):
-    log_grid()
+def test_q3_too_strict(grid, bad_filter, missing):
     assert_incorrect(q3.result(bad_filter), f"misses {missing} run(s)", "too strict")
 
 
-def test_q3_not_a_string():
-    log_grid()
+def test_q3_not_a_string(grid):
     assert_incorrect(q3.result(["metrics.AUC > 0.8", "params.maxDepth = '5'"]), "list", "one string")
     assert_incorrect(q3.result(("metrics.AUC > 0.8", "params.maxDepth = '5'")), "tuple", "one string")
     assert_incorrect(q3.result(0.8), "float", "one string")
 
 
-def test_q3_empty_string_is_not_attempted():
-    log_grid()
+def test_q3_empty_string_is_not_attempted(grid):
     assert q3.result("").outcome is Outcome.NOT_ATTEMPTED
 
 
 # --- q4: what differs between best and worst ------------------------------------------------------------
 
 
-def test_q4_correct():
-    log_grid()
+def test_q4_correct(grid):
     differing = solution_q4()
     assert sorted(differing) == ["maxDepth", "numTrees"]
     result = q4.result(differing)
@@ -511,8 +486,7 @@ def test_q4_correct():
     "differing",
     [("numTrees", "maxDepth"), {"maxDepth", "numTrees"}, ["params.numTrees", "params.maxDepth"], ["maxDepth", "numTrees"]],
 )
-def test_q4_any_collection_order_or_prefix_is_correct(differing):
-    log_grid()
+def test_q4_any_collection_order_or_prefix_is_correct(grid, differing):
     assert q4.result(differing).outcome is Outcome.CORRECT
 
 
@@ -525,13 +499,11 @@ def test_q4_only_one_param_differs():
 
 
 @pytest.mark.parametrize("differing", ["numTrees", "numTrees, maxDepth", "['numTrees', 'maxDepth']"])
-def test_q4_a_string_instead_of_a_list(differing):
-    log_grid()
+def test_q4_a_string_instead_of_a_list(grid, differing):
     assert_incorrect(q4.result(differing), "differing is a str", "list of names", "['numTrees']")
 
 
-def test_q4_not_a_list():
-    log_grid()
+def test_q4_not_a_list(grid):
     assert_incorrect(q4.result(2), "int", "list of names")
     assert_incorrect(q4.result({"numTrees": "5", "maxDepth": "2"}), "dict", "list of names")
 
@@ -540,14 +512,12 @@ def test_q4_not_a_list():
     ("differing", "name"),
     [(["numTrees", "maxDepth", "seed"], "'seed'"), (["numTrees", "maxDepth", "model_type"], "'model_type'")],
 )
-def test_q4_an_extra_param_that_is_equal_in_both_runs(differing, name):
-    log_grid()
+def test_q4_an_extra_param_that_is_equal_in_both_runs(grid, differing, name):
     assert_incorrect(q4.result(differing), name, "same value in both runs", "only params that differ")
 
 
 @pytest.mark.parametrize(("differing", "missing"), [(["numTrees"], 1), (["maxDepth"], 1), ([], 2)])
-def test_q4_a_missing_param(differing, missing):
-    log_grid()
+def test_q4_a_missing_param(grid, differing, missing):
     assert_incorrect(q4.result(differing), f"{missing} differing param(s) missing", "compare every param")
 
 
@@ -560,8 +530,7 @@ def test_q4_a_missing_param(differing, missing):
         (["NumTrees", "maxDepth"], "'NumTrees'"),
     ],
 )
-def test_q4_a_name_that_is_not_a_param(differing, name):
-    log_grid()
+def test_q4_a_name_that_is_not_a_param(grid, differing, name):
     assert_incorrect(q4.result(differing), name, "is not a param of these runs", "after 'params.'")
 
 
@@ -576,8 +545,7 @@ def test_q4_a_name_that_is_not_a_param(differing, name):
         ("KILLED", GRID_TAG, "did not finish (KILLED)"),
     ],
 )
-def test_q1_names_the_stray_run_the_reference_search_finds(status, tags, why):
-    log_grid()
+def test_q1_names_the_stray_run_the_reference_search_finds(grid, status, tags, why):
     stray = log_run("retry", params={"numTrees": 20, "maxDepth": 5}, tags=tags, metrics={"AUC": 0.99}, status=status)
     best20 = mlflow.search_runs(
         experiment_names=[EXPERIMENT], filter_string="params.numTrees = '20'", order_by=["metrics.AUC DESC"], max_results=1
@@ -586,14 +554,12 @@ def test_q1_names_the_stray_run_the_reference_search_finds(status, tags, why):
     assert_incorrect(q1.result(stray), "'retry'", why, "mlflow.delete_run", "tags.grid")
 
 
-def test_q1_a_deleted_run_is_named():
-    ids = log_grid()
-    mlflow.delete_run(ids[(20, 5)])
-    assert_incorrect(q1.result(ids[(20, 5)]), "'rf-20trees-depth5'", "was deleted")
+def test_q1_a_deleted_run_is_named(grid):
+    mlflow.delete_run(grid[(20, 5)])
+    assert_incorrect(q1.result(grid[(20, 5)]), "'rf-20trees-depth5'", "was deleted")
 
 
-def test_q2_names_the_stray_run_in_the_top_three():
-    log_grid()
+def test_q2_names_the_stray_run_in_the_top_three(grid):
     log_run("hand-made", params={"numTrees": 99, "maxDepth": 5}, metrics={"AUC": 0.95})
     top3 = mlflow.search_runs(experiment_names=[EXPERIMENT], order_by=["metrics.AUC DESC"], max_results=3)
     assert_incorrect(q2.result(top3), "top3 includes run 'hand-made'", "not a grid run", "mlflow.delete_run")

@@ -15,7 +15,7 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 from spark_fixtures import course_spark  # noqa: F401 - a fixture
-from store_helpers import assert_incorrect, assert_not_attempted, log_run
+from store_helpers import assert_incorrect, assert_not_attempted, log_run, store_template
 
 from coursekit import BLANK, Outcome
 from coursekit.exercises import lesson06
@@ -79,6 +79,18 @@ def hand_children(parent_name=MANUAL_RUN, *, nested=True, extra_tags=None, param
                 if extra_tags:
                     mlflow.set_tags(extra_tags)
     return parent.info.run_id
+
+
+@store_template
+def search_store():
+    """A CrossValidator over GRID fitted under autolog inside SEARCH_RUN (``search()``); returns (parent, {cell: child})."""
+    return search()
+
+
+@pytest.fixture
+def cv_search(search_store):
+    """``search_store`` in the test's own copy of the store: (parent id, {(numTrees, maxDepth): child id})."""
+    return search_store.value
 
 
 @pytest.fixture
@@ -282,8 +294,7 @@ def test_q2_newest_run_counts_when_the_lesson_runs_twice():
 # --- q3: a whole search in one parent run --------------------------------------------------------------
 
 
-def test_q3_correct():
-    search()
+def test_q3_correct(cv_search):
     result = q3.result()
     assert result.correct, result
     assert "4 child runs" in result.message
@@ -323,41 +334,40 @@ def test_q3_train_validation_split_is_a_search_too():
 # --- q4: pick the best child ------------------------------------------------------------------------------
 
 
-def test_q4_correct():
-    _, children = search()
+def test_q4_correct(cv_search):
+    _, children = cv_search
     result = q4.result(children[(30, 3)])
     assert result.correct, result
     assert "numTrees=30, maxDepth=3" in result.message and "0.845" in result.message
 
 
-def test_q4_worst_child_sorted_ascending():
-    _, children = search()
+def test_q4_worst_child_sorted_ascending(cv_search):
+    _, children = cv_search
     assert_incorrect(q4.result(children[(10, 5)]), "lowest avg_areaUnderROC", "sort DESC")
 
 
-def test_q4_picked_by_the_spread():
-    _, children = search()
+def test_q4_picked_by_the_spread(cv_search):
+    _, children = cv_search
     assert_incorrect(q4.result(children[(10, 3)]), "std_areaUnderROC is how much the folds disagree", "sort by avg_areaUnderROC")
 
 
-def test_q4_neither_best_nor_an_edge():
-    _, children = search()
+def test_q4_neither_best_nor_an_edge(cv_search):
+    _, children = cv_search
     assert_incorrect(q4.result(children[(30, 5)]), "0.843", "the best is 0.845", "DESC")
 
 
-def test_q4_parent_id():
-    parent, _ = search()
+def test_q4_parent_id(cv_search):
+    parent, _ = cv_search
     assert_incorrect(q4.result(parent), "the parent run")
 
 
-def test_q4_child_of_an_older_search():
-    _, older = search()
+def test_q4_child_of_an_older_search(cv_search):
+    _, older = cv_search
     search()
     assert_incorrect(q4.result(older[(30, 3)]), "not a child of the newest")
 
 
-def test_q4_run_that_is_no_child():
-    search()
+def test_q4_run_that_is_no_child(cv_search):
     assert_incorrect(q4.result(log_run("by-hand", metrics={"avg_areaUnderROC": 0.99})), "not a child")
 
 
@@ -367,8 +377,7 @@ def test_q4_run_that_is_no_child():
     (lambda: mlflow.last_active_run(), ["whole Run", ".info.run_id"]),
     (lambda: 0.845, ["float"]),
 ])
-def test_q4_wrong_type(answer, words):
-    search()
+def test_q4_wrong_type(cv_search, answer, words):
     assert_incorrect(q4.result(answer()), *words)
 
 

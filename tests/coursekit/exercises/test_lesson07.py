@@ -18,7 +18,7 @@ from mlflow.entities.model_registry.registered_model_search import RegisteredMod
 from mlflow.exceptions import MlflowException
 from mlflow.store.entities.paged_list import PagedList
 from mlflow.tracking import MlflowClient
-from store_helpers import assert_incorrect, set_aliases
+from store_helpers import assert_incorrect, set_aliases, store_template
 
 from coursekit import BLANK, Outcome, tracking
 from coursekit.exercises import lesson07
@@ -99,13 +99,20 @@ def register(run_id, name=MODEL_NAME):
     return mlflow.register_model(f"runs:/{run_id}/rf_model", name)
 
 
-@pytest.fixture
-def two_versions():
-    """Version 1 = baseline (AUC 0.80), version 2 = best (AUC 0.841); a middle run stays unregistered."""
+@store_template
+def two_versions_store():
+    """Version 1 = baseline (AUC 0.80), version 2 = best (AUC 0.841); a middle run stays unregistered.
+    Built once (before the ``registry`` fixture makes the client Unity-Catalog-like); returns the version numbers."""
     baseline = register(log_candidate(0.80, BASELINE))
     log_candidate(0.822, MIDDLE)
     best = register(log_candidate(0.841, BEST))
-    return baseline, best
+    return baseline.version, best.version
+
+
+@pytest.fixture
+def two_versions(two_versions_store, client):
+    """The test's own copy of ``two_versions_store``: its (baseline, best) model versions."""
+    return tuple(client.get_model_version(MODEL_NAME, version) for version in two_versions_store.value)
 
 
 # --- helpers ------------------------------------------------------------------------------------

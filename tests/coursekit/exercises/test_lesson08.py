@@ -12,7 +12,7 @@ import time
 import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
-from store_helpers import assert_incorrect, set_aliases
+from store_helpers import assert_incorrect, set_aliases, store_template
 from test_lesson07 import registry  # noqa: F401 - autouse: every test also runs against a Unity-Catalog-like registry
 
 from coursekit import BLANK, Outcome, tracking
@@ -55,27 +55,40 @@ def register(run_id, *, tag=True, description="Capstone: best allowed attempt.")
     return client.get_model_version(MODEL_NAME, version.version)
 
 
-@pytest.fixture
-def champion(client):
-    """A baseline champion (AUC 0.80) registered from a plain run, as step 3 does; returns its version."""
+@store_template
+def champion_store():
+    """A baseline champion (AUC 0.80) registered from a plain run, as step 3 does; returns its version number."""
     with mlflow.start_run(run_name="baseline") as run:
         mlflow.log_metric("AUC", 0.80)
         mlflow.log_params({"numTrees": 3, "maxDepth": 2})
         mlflow.log_text("flavors: {spark: {}}", "rf_model/MLmodel")
     version = mlflow.register_model(f"runs:/{run.info.run_id}/rf_model", MODEL_NAME)
-    client.set_registered_model_alias(MODEL_NAME, "champion", version.version)
+    MlflowClient().set_registered_model_alias(MODEL_NAME, "champion", version.version)
     time.sleep(0.01)
-    return version
+    return version.version
 
 
 @pytest.fixture
-def search(champion):
-    """A round of four attempts: the best overall is too deep; returns (best allowed, runner-up, too deep) run ids."""
+def champion(champion_store, client):
+    """The baseline champion's model version (``champion_store``), read from the test's copy of the store."""
+    return client.get_model_version(MODEL_NAME, champion_store.value)
+
+
+@store_template(base="champion_store")
+def search_store(champion_version):
+    """After the champion: a round of four attempts, the best overall too deep; returns (best allowed, runner-up,
+    too deep) run ids."""
     runner_up = attempt(0.83, depth=3)
     best = attempt(0.846, depth=6)
     too_deep = attempt(0.85, depth=10)
     attempt(0.81, depth=8)
     return best, runner_up, too_deep
+
+
+@pytest.fixture
+def search(search_store):
+    """``search_store`` in the test's copy of the store: (best allowed, runner-up, too deep) run ids."""
+    return search_store.value
 
 
 # --- rounds and the budget ------------------------------------------------------------------------
@@ -231,10 +244,17 @@ def test_q2_registered_under_another_name(search):
 # --- q3: the decision --------------------------------------------------------------------------------
 
 
+@store_template(base="search_store")
+def registered_store(search_run_ids):
+    """The best allowed attempt registered (AUC 0.846) against a baseline champion (AUC 0.80); returns its version
+    number."""
+    return register(search_run_ids[0]).version
+
+
 @pytest.fixture
-def registered(search):
-    """The best allowed attempt registered (AUC 0.846) against a baseline champion (AUC 0.80)."""
-    return register(search[0])
+def registered(registered_store, client):
+    """The registered best allowed attempt (``registered_store``), read from the test's copy of the store."""
+    return client.get_model_version(MODEL_NAME, registered_store.value)
 
 
 def test_q3_correct_promotion(registered, champion, client):
