@@ -37,6 +37,11 @@ if [ -z "${COURSE_SPARK_CLASS_ARCHIVE:-}" ]; then
   "$VENV/bin/python" -m coursekit.class_archive "$COURSE_SPARK_CLASS_ARCHIVE"
 fi
 
+# Compile the package once, before two test workers start importing it: the grader (tests/test_answer_key.py)
+# reports any file written under coursekit/ while a submission runs, and a bytecode file written meanwhile by
+# the other worker's first import would be blamed on that submission.
+"$VENV/bin/python" -m compileall -q "$ROOT/coursekit"
+
 # One pytest session. nbval runs inside it (tests/test_notebooks.py), in a pytest session of its own with a
 # clean environment: it executes every solution once against one fresh store and compares the stored outputs;
 # the course engine then runs each solution again against that store. Every step of a second or more is
