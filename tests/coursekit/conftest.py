@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import functools
 import os
-import shutil
 from pathlib import Path
 
 import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
-from store_helpers import template_in_use, use_experiment
+from store_helpers import open_store, template_in_use, use_experiment
 
-from coursekit import tracking
 from coursekit.exercises import lesson01
 
 
@@ -45,13 +43,7 @@ def mlflow_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, empty_db: Path
     """
     previous = mlflow.get_tracking_uri()
     template = template_in_use(request)
-    if template:
-        template.copy_to(tmp_path)
-    else:
-        shutil.copy(empty_db, tmp_path / "mlflow.db")
-    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
-    tracking.configure_tracking()
+    open_store(tmp_path, template, empty_db, monkeypatch)
     if template:
         template.restore_last_active_run()
     yield tmp_path

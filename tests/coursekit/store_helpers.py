@@ -113,6 +113,18 @@ class StoreTemplate:
         fluent._last_active_run_id.set(self.last_active_run_id)
 
 
+def open_store(folder: Path, template: StoreTemplate | None, empty_db: Path, patch: pytest.MonkeyPatch) -> None:
+    """Make ``folder`` a course data folder (a copy of ``template``, else the empty migrated database) and point
+    ``COURSE_DATA_DIR``, MLflow's tracking URI and the course's tracking set-up at it, through ``patch``."""
+    if template:
+        template.copy_to(folder)
+    else:
+        shutil.copy(empty_db, folder / "mlflow.db")
+    patch.setenv("COURSE_DATA_DIR", str(folder))
+    patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{folder}/mlflow.db")
+    tracking.configure_tracking()
+
+
 def _path_columns(db_path: Path, folder: Path) -> tuple[tuple[str, str], ...]:
     """The ``(table, column)`` pairs of the SQLite database at ``db_path`` with a value that contains ``folder``."""
     needle = str(folder.resolve())
@@ -147,13 +159,7 @@ def store_template(build: Callable | None = None, *, base: str | None = None):
             folder = tmp_path_factory.mktemp(f"template-{name}")
             previous = mlflow.get_tracking_uri()
             with pytest.MonkeyPatch.context() as patch:
-                if parent:
-                    parent.copy_to(folder)
-                else:
-                    shutil.copy(empty_db, folder / "mlflow.db")
-                patch.setenv("COURSE_DATA_DIR", str(folder))
-                patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{folder}/mlflow.db")
-                tracking.configure_tracking()
+                open_store(folder, parent, empty_db, patch)
                 try:
                     use_experiment(request.module.EXPERIMENT)
                     value = build(parent.value) if parent else build()
