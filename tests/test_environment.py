@@ -61,3 +61,21 @@ def test_conda_environment_brings_java_17_and_python_311() -> None:
 def test_installed_versions_are_the_pinned_ones() -> None:
     installed = {name: version(name) for name in requirements_pins()}
     assert installed == requirements_pins()
+
+
+def test_nbgrader_stays_out_of_the_learners_jupyterlab() -> None:
+    """nbgrader only generates the lessons: scripts/setup.sh switches off its server extensions and its lab
+    extension, as Jupyter itself reads the venv's configuration."""
+    import sys
+
+    from jupyter_core.paths import jupyter_config_path
+    from jupyter_server.extension.config import ExtensionConfigManager
+    from jupyterlab_server.config import get_page_config
+
+    assert sys.prefix != sys.base_prefix  # the course's venv
+    enabled = ExtensionConfigManager(read_config_path=jupyter_config_path()).get_jpserver_extensions()
+    nbgrader = {name: on for name, on in enabled.items() if name.startswith("nbgrader")}
+    assert nbgrader and not any(nbgrader.values()), nbgrader
+    assert "jupyterlab" in enabled and enabled["jupyterlab"]
+    page = get_page_config([str(Path(sys.prefix) / "share" / "jupyter" / "labextensions")])
+    assert "@jupyter/nbgrader" in page["disabledExtensions"]
