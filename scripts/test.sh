@@ -1,25 +1,33 @@
 #!/usr/bin/env bash
 # Set everything up, then run the whole test suite: unit tests, notebook execution
 # (coursekit.engine, papermill underneath), stored-output validation (nbval) and the lessons-in-sync check.
-# Extra arguments go to pytest, e.g. `bash scripts/test.sh -k lesson01`.
+# Extra arguments go to pytest, e.g. `bash scripts/test.sh -k lesson01` or `bash scripts/test.sh tests/test_docs.py`.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${COURSE_VENV:-$ROOT/.venv}"
 
-bash "$ROOT/scripts/setup.sh"
-
-# The MLflow UI browser test drives Debian's Chromium; Playwright never downloads one.
+# The MLflow UI browser test drives Debian's Chromium; Playwright never downloads one. apt-get installs it while
+# scripts/setup.sh installs the Python packages.
+chromium_install=""
 if [ -z "${COURSE_CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "Installing Chromium for the browser tests (apt-get)"
-    apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    (apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) &
+    chromium_install=$!
   else
     echo "ERROR: the browser tests need Chromium: sudo apt-get install chromium (or set COURSE_CHROMIUM=/path/to/chrome)." >&2
     exit 1
   fi
 fi
+
+setup_status=0
+bash "$ROOT/scripts/setup.sh" || setup_status=$?
+if [ -n "$chromium_install" ] && ! wait "$chromium_install"; then
+  echo "ERROR: apt-get could not install Chromium: run sudo apt-get install chromium (or set COURSE_CHROMIUM=/path/to/chrome)." >&2
+  exit 1
+fi
+[ "$setup_status" = 0 ] || exit "$setup_status"
 
 cd "$ROOT"
 # Every test run gets its own MLflow store and Spark scratch space.
@@ -31,11 +39,9 @@ unset MLFLOW_TRACKING_URI SPARK_REMOTE
 export COURSE_SPARK_QUICK_JIT="${COURSE_SPARK_QUICK_JIT:-1}"
 
 # Every Spark driver the suite starts (about 80) maps its classes from one archive instead of loading them
-# (coursekit/class_archive.py): about 5 s less per setup cell. Built once per test run.
-if [ -z "${COURSE_SPARK_CLASS_ARCHIVE:-}" ]; then
-  export COURSE_SPARK_CLASS_ARCHIVE="$COURSE_DATA_DIR/spark-classes.jsa"
-  "$VENV/bin/python" -m coursekit.class_archive "$COURSE_SPARK_CLASS_ARCHIVE"
-fi
+# (coursekit/class_archive.py): about 5 s less per setup cell. tests/conftest.py builds it in the background
+# once the tests are collected, and only when some of them run notebooks.
+export COURSE_SPARK_CLASS_ARCHIVE="${COURSE_SPARK_CLASS_ARCHIVE:-$COURSE_DATA_DIR/spark-classes.jsa}"
 
 # Compile the package once, before two test workers start importing it: the grader (tests/test_answer_key.py)
 # reports any file written under coursekit/ while a submission runs, and a bytecode file written meanwhile by
@@ -44,10 +50,15 @@ fi
 
 # One pytest session. nbval runs inside it (tests/test_notebooks.py), in a pytest session of its own with a
 # clean environment: it executes every solution once against one fresh store and compares the stored outputs;
-# the course engine then runs each solution again against that store. Every step of a second or more is
+# the grader then runs each solution again, from a copy of that store. Every step of a second or more is
 # listed at the end (--durations), so the suite's time per test file can be followed from any CI log.
 # Two pytest-xdist workers (COURSE_TEST_WORKERS; 0 runs in this process): a notebook keeps about one core
 # busy, so two at once finish nearly twice as many per minute on 2 cores, and four would be slower.
 # --dist loadscope keeps each test file on one worker, so a file's shared executions run once.
-"$VENV/bin/python" -m pytest tests -p no:cacheprovider -n "${COURSE_TEST_WORKERS:-2}" --dist loadscope \
+# Test files or folders among the arguments replace "tests": `bash scripts/test.sh tests/test_grading.py`.
+where=(tests)
+for arg in "$@"; do
+  if [ "${arg#-}" = "$arg" ] && [ -e "${arg%%::*}" ]; then where=(); break; fi
+done
+"$VENV/bin/python" -m pytest "${where[@]}" -p no:cacheprovider -n "${COURSE_TEST_WORKERS:-2}" --dist loadscope \
   --durations=0 --durations-min=1.0 "$@"

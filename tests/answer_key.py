@@ -1,4 +1,4 @@
-"""The grader's answer-key run: the documented grading command on every solution and shipped lesson."""
+"""The grader's answer-key runs: the documented grading command on the solutions or on the shipped lessons."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 @dataclass
 class AnswerKey:
-    """What ``python -m coursekit.instructor.grade --solutions --lessons`` produced."""
+    """What ``python -m coursekit.instructor.grade …`` produced."""
 
     done: subprocess.CompletedProcess[str]
     out: Path
@@ -25,15 +25,15 @@ class AnswerKey:
         return self.out / "notebooks" / learner / f"{lesson}.ipynb"
 
 
-def grade_answer_key(out: Path) -> AnswerKey:
-    """Run ``python -m coursekit.instructor.grade --solutions --lessons --out OUT --jobs N`` and read its gradebook.
+def grade_answer_key(out: Path, *flags: str) -> AnswerKey:
+    """Run ``python -m coursekit.instructor.grade FLAGS --out OUT --jobs N`` and read its gradebook.
 
-    N is 2, or 1 under two pytest-xdist workers."""
+    ``flags`` are ``--solutions``, ``--lessons``, ``--start-store DB``. N is 2, or 1 under two pytest-xdist
+    workers: two notebooks at once fill 2 cores, and the other worker runs the second."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    # Two notebooks at once fill 2 cores; with two test workers (scripts/test.sh) the other worker is the second.
     jobs = "1" if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1 else "2"
     done = subprocess.run(
-        [sys.executable, "-m", "coursekit.instructor.grade", "--solutions", "--lessons", "--out", str(out), "--jobs", jobs],
+        [sys.executable, "-m", "coursekit.instructor.grade", *flags, "--out", str(out), "--jobs", jobs],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=1800, check=False,
     )
     rows: list[dict[str, str]] = []

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -44,6 +47,40 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         return LONG_POLES.index(name) if name in LONG_POLES else len(LONG_POLES)
 
     items.sort(key=rank)
+
+
+_archive_build: subprocess.Popen[bytes] | None = None
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start building the run's Spark class archive (``COURSE_SPARK_CLASS_ARCHIVE``) when notebooks will run.
+
+    ``scripts/test.sh`` names the file; the first worker to get here builds it in the background
+    (:mod:`coursekit.class_archive`) while the tests start. Drivers started before it appears load their classes
+    as usual; a run without notebook tests never builds it.
+    """
+    global _archive_build
+    archive = os.environ.get("COURSE_SPARK_CLASS_ARCHIVE")
+    if session.config.option.collectonly or not archive or Path(archive).exists():
+        return
+    if not any(item.get_closest_marker("notebook") for item in session.items):
+        return
+    try:
+        os.close(os.open(f"{archive}.started", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return  # built, or being built, by the other worker
+    with open(f"{archive}.log", "wb") as log:
+        _archive_build = subprocess.Popen([sys.executable, "-m", "coursekit.class_archive", archive],
+                                          stdout=log, stderr=subprocess.STDOUT)
+    logging.getLogger(__name__).info("building the Spark class archive %s in the background", archive)
+
+
+def pytest_sessionfinish() -> None:
+    """Stop an archive build still running: it writes its file only when complete, so nothing is left half-made."""
+    if _archive_build is not None and _archive_build.poll() is None:
+        _archive_build.terminate()
+        _archive_build.wait(timeout=60)
+        Path(f"{_archive_build.args[-1]}.started").unlink(missing_ok=True)  # the next run may build it
 
 
 @pytest.fixture(autouse=True)

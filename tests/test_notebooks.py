@@ -11,16 +11,18 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 from xml.etree import ElementTree
 
 import mlflow
 import nbformat
 import pyspark
 import pytest
+from answer_key import AnswerKey, grade_answer_key
 from mlflow.tracking import MlflowClient
-from nbrun import EXERCISES, LESSONS, REPO, SOLUTIONS, check_outcomes, error_outputs, run_notebook
+from nbrun import EXERCISES, LESSONS, REPO, SOLUTIONS, check_outcomes, error_outputs
 
-from coursekit.exercises import lesson01, lesson06, lesson07, lesson08
+from coursekit.exercises import lesson01, lesson03, lesson06, lesson07, lesson08
 from coursekit.instructor.recheck import recheck, recheckable
 from coursekit.settings import KERNEL_NAME
 from coursekit.tracking import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG
@@ -35,17 +37,17 @@ def test_every_solution_has_a_lesson_and_exercise_list() -> None:
 
 @dataclass
 class SolutionRuns:
-    """Every solution run twice in a row in one store: first by nbval, then by the course engine."""
+    """Every solution run twice in a row in one store: first by nbval, then by the grader (the answer key)."""
 
     nbval: dict[str, list[str]]  # solution stem -> the outcome of each of its nbval items (one per code cell)
     nbval_log: str
-    first_store: Path  # the store's database as nbval's run left it (artifacts stay in ``store``)
-    store: Path
-    second: dict[str, nbformat.NotebookNode]  # the engine's run, after nbval's
+    store: Path  # nbval's course data folder: its mlflow.db as the first run left it, and every run's artifacts
+    key: AnswerKey  # the grader's run of every solution, each from a copy of that database
+    second: dict[str, nbformat.NotebookNode]  # the executed notebooks of the grader's run
 
     def first_uri(self) -> str:
         """Tracking URI of the store as it was after the first run of every solution."""
-        return f"sqlite:///{self.first_store}"
+        return f"sqlite:///{self.store / 'mlflow.db'}"
 
 
 def _nbval_outcomes(junit: Path) -> dict[str, list[str]]:
@@ -60,7 +62,8 @@ def _nbval_outcomes(junit: Path) -> dict[str, list[str]]:
 @pytest.fixture(scope="module")
 def solution_runs(tmp_path_factory: pytest.TempPathFactory) -> SolutionRuns:
     """Run 1: nbval over solutions/, in a pytest session of its own, comparing the stored outputs (as CI's nbval
-    pass did). Run 2: each solution again with the course engine against the same store, as a learner's rerun.
+    pass did). Run 2: the answer key, ``python -m coursekit.instructor.grade --solutions``, each solution in a
+    sandbox that starts from a copy of run 1's database (``--start-store``), as a learner's rerun.
     nbval's run is the first so that it compares the outputs a learner sees on a first run, exactly."""
     root = tmp_path_factory.mktemp("solutions")
     store = root / "store"
@@ -75,10 +78,12 @@ def solution_runs(tmp_path_factory: pytest.TempPathFactory) -> SolutionRuns:
         cwd=REPO, env=env, capture_output=True, text=True, timeout=3600, check=False,
     )
     first = root / "first-run.db"
-    shutil.copyfile(store / "mlflow.db", first)
-    second = {s.stem: run_notebook(s, root / f"{s.stem}-run2.ipynb", store) for s in SOLUTIONS}
+    shutil.copyfile(store / "mlflow.db", first)  # the grader's sandboxes copy this one; the store's own stays as run 1 left it
+    key = grade_answer_key(root / "key", "--solutions", "--start-store", str(first))
+    second = {s.stem: nbformat.read(key.executed("solutions", s.stem), as_version=4)
+              for s in SOLUTIONS if key.executed("solutions", s.stem).is_file()}
     return SolutionRuns(_nbval_outcomes(junit) if junit.exists() else {}, done.stdout[-5000:] + done.stderr[-3000:],
-                        first, store, second)
+                        store, key, second)
 
 
 @pytest.mark.parametrize("solution", SOLUTIONS, ids=lambda p: p.stem)
@@ -89,13 +94,35 @@ def test_nbval_first_run_matches_the_stored_outputs(solution: Path, solution_run
     assert outcomes == ["passed"] * len(code_cells), solution_runs.nbval_log
 
 
+def test_the_answer_key_scores_full_marks_on_the_rerun(solution_runs: SolutionRuns) -> None:
+    """The documented grading command on every solution, each starting from the store its first run left."""
+    key = solution_runs.key
+    assert key.done.returncode == 0, key.done.stdout[-2000:] + key.done.stderr[-2000:]
+    assert sorted((r["learner"], r["lesson"]) for r in key.rows) == [("solutions", p.stem) for p in SOLUTIONS]
+    for r in key.rows:
+        keys = [k for k in ("q1", "q2", "q3", "q4", "q5") if r[f"{k} outcome"]]
+        # "ok": no re-check disagreed with what the notebook showed, and none failed.
+        assert r["status"] == "ok", (r["lesson"], r["reason"])
+        assert keys == sorted(EXERCISES[r["lesson"]]) and {r[f"{k} outcome"] for k in keys} == {"correct"}, r["lesson"]
+        assert float(r["total"]) == float(r["max"]) == len(keys), r["lesson"]
+    assert (key.out / "solutions.html").is_file()
+    # Each sandbox started from run 1's database, whose experiments keep their artifact folders: run 2's model files
+    # sit there beside run 1's, in folders of runs that run 1's database does not have.
+    client = MlflowClient(tracking_uri=solution_runs.first_uri())
+    for name in (lesson01.EXPERIMENT, lesson03.EXPERIMENT):
+        experiment = client.get_experiment_by_name(name)
+        first = {r.info.run_id for r in client.search_runs([experiment.experiment_id], max_results=1000)}
+        folder = Path(urlparse(experiment.artifact_location).path)
+        assert {p.name for p in folder.iterdir()} - first, name
+
+
 @pytest.mark.parametrize("solution", SOLUTIONS, ids=lambda p: p.stem)
 def test_solution_passes_every_check_again_in_the_same_store(solution: Path, solution_runs: SolutionRuns) -> None:
     """The second run, against the store the first one filled (no 'already exists'), passes every check."""
     nb = solution_runs.second[solution.stem]
     assert error_outputs(nb) == []
     assert check_outcomes(nb) == {key: "correct" for key in EXERCISES[solution.stem]}
-    # The grader re-asks the store-only checks once the notebook has run: the answer key must still hold then.
+    # The grader re-asks the store-only checks once a notebook has run; here they are asked of run 1's store.
     again = recheck(solution.stem, solution_runs.store)
     assert {key: answer["outcome"] for key, answer in again.items()} == dict.fromkeys(recheckable(solution.stem), "correct")
 
@@ -156,7 +183,7 @@ def test_lesson06_solution_writes_what_the_lesson_says_autolog_records(first_run
     """Every claim lesson 6 makes about MLflow 3.17's pyspark.ml autolog, read from the store its first run wrote."""
     solution = next(p for p in SOLUTIONS if p.stem == "06_autolog_nested_runs")
     values = _parameters(solution)
-    nb = first_run_store.second[solution.stem]  # the engine's run: its markdown and stderr are what every run shows
+    nb = first_run_store.second[solution.stem]  # the grader's run: its markdown and stderr are what every run shows
     # silent=True: none of MLflow's own autologging messages reach the notebook.
     stderr = "".join(out.get("text", "") for c in nb.cells if c.cell_type == "code" for out in c.get("outputs", [])
                      if out.get("name") == "stderr")

@@ -57,6 +57,9 @@ class Options:
     #: Folders no submission may change; the submissions and gradebook folders are added by :func:`grade`.
     watch_roots: list[Path] = field(default_factory=lambda: [REPO_ROOT / d for d in ("coursekit", "solutions", "lessons", "datasets")])
     kernel_name: str = KERNEL_NAME
+    #: An MLflow database every submission starts from (a copy each); None: an empty store. Its experiments keep
+    #: their artifact folders, so the runs write their files there.
+    start_store: Path | None = None
 
 
 def lesson_exercises(solutions_dir: Path) -> dict[str, list[str]]:
@@ -114,7 +117,7 @@ def grade(submissions: list[Submission], options: Options, roots: Sequence[Path]
 
     before = stat_snapshot(watch)
     workspace = Path(tempfile.mkdtemp(prefix="coursekit-grade-"))
-    template = sandbox.empty_store(workspace / "empty-mlflow.db")
+    template = options.start_store or sandbox.empty_store(workspace / "empty-mlflow.db")
     executions: dict[int, Execution] = {}
     sandbox.STOP.clear()
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, options.jobs))
@@ -200,11 +203,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--memory-mb", type=int, default=defaults.memory_mb, help=f"RSS of kernel + Spark, MB (default {defaults.memory_mb})")
     parser.add_argument("--max-output-kb", type=int, default=defaults.max_output_kb, help=f"stored output per notebook, KB (default {defaults.max_output_kb})")
     parser.add_argument("--points", type=Path, help="TOML file: [01_first_run] q1 = 2 (default: 1 point per exercise)")
+    parser.add_argument("--start-store", type=Path, metavar="MLFLOW_DB",
+                        help="start every submission from a copy of this MLflow database, e.g. the store after a first run "
+                             "to grade a re-run (default: an empty store)")
     args = parser.parse_args(argv)
     if args.submissions is None and not (args.solutions or args.lessons):
         parser.error("give a submissions folder, --solutions or --lessons")
     if args.submissions is not None and not args.submissions.is_dir():
         parser.error(f"{args.submissions} is not a folder")
+    if args.start_store is not None and not args.start_store.is_file():
+        parser.error(f"--start-store: {args.start_store} is not a file (give the mlflow.db of a course data folder)")
     if args.jobs < 1 or min(args.timeout, args.notebook_timeout, args.memory_mb, args.max_output_kb) < 1:
         parser.error("--jobs and the limits must be positive")
     return args
@@ -216,6 +224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     options = Options(
         out=args.out.resolve(), jobs=args.jobs, points_file=args.points,
+        start_store=args.start_store.resolve() if args.start_store else None,
         limits=Limits(args.timeout, args.notebook_timeout, args.memory_mb, args.max_output_kb),
     )
     lessons = list(lesson_exercises(options.solutions_dir))

@@ -78,3 +78,15 @@ def test_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
         with pytest.raises(SystemExit) as stop:
             main(argv)
         assert stop.value.code == 2
+
+
+def test_start_store_must_be_a_database_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--start-store`` names a file; a folder or a missing path is refused in one line, before anything runs."""
+    (tmp_path / "class").mkdir()
+    for wrong in (tmp_path, tmp_path / "missing.db"):
+        with pytest.raises(SystemExit) as stop:
+            main([str(tmp_path / "class"), "--out", str(tmp_path / "out"), "--start-store", str(wrong)])
+        assert stop.value.code == 2
+        error = capsys.readouterr().err.strip().splitlines()[-1]
+        assert error.endswith(f"--start-store: {wrong} is not a file (give the mlflow.db of a course data folder)")
+    assert not (tmp_path / "out").exists()
