@@ -39,9 +39,14 @@ unset MLFLOW_TRACKING_URI SPARK_REMOTE
 export COURSE_SPARK_QUICK_JIT="${COURSE_SPARK_QUICK_JIT:-1}"
 
 # Every Spark driver the suite starts (about 80) maps its classes from one archive instead of loading them
-# (coursekit/class_archive.py): about 5 s less per setup cell. tests/conftest.py builds it in the background
-# once the tests are collected, and only when some of them run notebooks.
-export COURSE_SPARK_CLASS_ARCHIVE="${COURSE_SPARK_CLASS_ARCHIVE:-$COURSE_DATA_DIR/spark-classes.jsa}"
+# (coursekit/class_archive.py): about 5 s less per setup cell. tests/conftest.py builds it in the background when
+# it is missing; it is kept in the venv (about 190 MB), named after what it depends on: Java, the pins and the
+# archive's workload.
+if [ -z "${COURSE_SPARK_CLASS_ARCHIVE:-}" ]; then
+  archive_key="$( { "${JAVA_HOME:+$JAVA_HOME/bin/}java" -version 2>&1;
+                    cat "$ROOT/requirements.txt" "$ROOT/coursekit/class_archive.py"; } | sha256sum | cut -c1-16)"
+  export COURSE_SPARK_CLASS_ARCHIVE="$VENV/share/coursekit/spark-classes-$archive_key.jsa"
+fi
 
 # Compile the package once, before two test workers start importing it: the grader (tests/test_answer_key.py)
 # reports any file written under coursekit/ while a submission runs, and a bytecode file written meanwhile by

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import mlflow
 import pytest
@@ -50,26 +52,35 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 _archive_build: subprocess.Popen[bytes] | None = None
+_archive_lock: IO[str] | None = None
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """Start building the run's Spark class archive (``COURSE_SPARK_CLASS_ARCHIVE``) when notebooks will run.
+    """Start building the Spark class archive ``scripts/test.sh`` names (``COURSE_SPARK_CLASS_ARCHIVE``) if it is missing.
 
-    ``scripts/test.sh`` names the file; the first worker to get here builds it in the background
-    (:mod:`coursekit.class_archive`) while the tests start. Drivers started before it appears load their classes
-    as usual; a run without notebook tests never builds it.
+    The first worker to get here builds it in the background (:mod:`coursekit.class_archive`) while the tests start;
+    drivers started before it appears load their classes as usual. The file is kept for later runs (test.sh names it
+    after the Java and package versions), and an older one next to it is deleted.
     """
-    global _archive_build
+    global _archive_build, _archive_lock
     archive = os.environ.get("COURSE_SPARK_CLASS_ARCHIVE")
     if session.config.option.collectonly or not archive or Path(archive).exists():
         return
-    if not any(item.get_closest_marker("notebook") for item in session.items):
-        return
+    target = Path(archive)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    lock = open(target.with_name(target.name + ".lock"), "w")  # noqa: SIM115 - held until the session ends
     try:
-        os.close(os.open(f"{archive}.started", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-    except FileExistsError:
-        return  # built, or being built, by the other worker
-    with open(f"{archive}.log", "wb") as log:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released by the kernel even if this run is killed
+    except BlockingIOError:
+        lock.close()
+        return  # the other worker, or another run, is building it
+    if target.exists():  # finished by another run meanwhile
+        lock.close()
+        return
+    for older in target.parent.glob("spark-classes-*.jsa"):
+        older.unlink(missing_ok=True)
+    _archive_lock = lock
+    with open(target.with_name(target.name + ".log"), "wb") as log:
         _archive_build = subprocess.Popen([sys.executable, "-m", "coursekit.class_archive", archive],
                                           stdout=log, stderr=subprocess.STDOUT)
     logging.getLogger(__name__).info("building the Spark class archive %s in the background", archive)
@@ -80,7 +91,8 @@ def pytest_sessionfinish() -> None:
     if _archive_build is not None and _archive_build.poll() is None:
         _archive_build.terminate()
         _archive_build.wait(timeout=60)
-        Path(f"{_archive_build.args[-1]}.started").unlink(missing_ok=True)  # the next run may build it
+    if _archive_lock is not None:
+        _archive_lock.close()
 
 
 @pytest.fixture(autouse=True)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -28,10 +30,10 @@ print(json.dumps({"options": spark.sparkContext.getConf().get("spark.driver.extr
 
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The archive ``scripts/test.sh`` built with ``python -m coursekit.class_archive`` for this test run; when
-    pytest runs without it, one built here the same way."""
+    """The archive ``scripts/test.sh`` names (built by ``python -m coursekit.class_archive``, tests/conftest.py);
+    when pytest runs without it, one built here the same way."""
     given = os.environ.get("COURSE_SPARK_CLASS_ARCHIVE")
-    if given and Path(given).is_file():
+    if given and _wait_for(Path(given)):
         return Path(given)
     path = tmp_path_factory.mktemp("archive") / "classes.jsa"
     result = subprocess.run([sys.executable, "-m", "coursekit.class_archive", str(path)], capture_output=True, text=True,
@@ -39,6 +41,20 @@ def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert result.returncode == 0, result.stderr
     assert not path.with_name(path.name + ".partial").exists()
     return path
+
+
+def _wait_for(archive: Path, timeout: float = 900) -> bool:
+    """Whether ``archive`` is there, once whoever holds its build lock (tests/conftest.py) has finished."""
+    lock = archive.with_name(archive.name + ".lock")
+    deadline = time.monotonic() + timeout
+    while not archive.is_file() and lock.exists() and time.monotonic() < deadline:
+        with lock.open() as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                break  # nobody is building it
+            except BlockingIOError:
+                time.sleep(2)
+    return archive.is_file()
 
 
 def _probe(tmp_path: Path, archive: Path | None, quick: bool = True) -> dict:
