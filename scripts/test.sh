@@ -60,10 +60,13 @@ fi
 # Two pytest-xdist workers (COURSE_TEST_WORKERS; 0 runs in this process): a notebook keeps about one core
 # busy, so two at once finish nearly twice as many per minute on 2 cores, and four would be slower.
 # --dist loadscope keeps each test file on one worker, so a file's shared executions run once.
+# --no-loadscope-reorder keeps the files in the order tests/conftest.py gives them, longest first: by default
+# xdist starts with the files that hold the most tests, and the few-test notebook files then ran last, one
+# worker alone at the end.
 # Test files or folders among the arguments replace "tests": `bash scripts/test.sh tests/test_grading.py`.
 where=(tests)
 for arg in "$@"; do
   if [ "${arg#-}" = "$arg" ] && [ -e "${arg%%::*}" ]; then where=(); break; fi
 done
-"$VENV/bin/python" -m pytest "${where[@]}" -p no:cacheprovider -n "${COURSE_TEST_WORKERS:-2}" --dist loadscope \
+"$VENV/bin/python" -m pytest "${where[@]}" -p no:cacheprovider -n "${COURSE_TEST_WORKERS:-2}" --dist loadscope --no-loadscope-reorder \
   --durations=0 --durations-min=1.0 "$@"
