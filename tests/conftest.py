@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+import cpu_usage
 import mlflow
 import pytest
 
@@ -33,6 +34,7 @@ def pytest_configure(config: pytest.Config) -> None:
     the default, stays free for what the tests run in a plain shell, where no course variable is set.
     """
     worker = os.environ.get("PYTEST_XDIST_WORKER")
+    cpu_usage.configure(config, worker)  # COURSE_TEST_CPU=1 (scripts/test.sh): CPU time per test file
     if not worker:
         return
     index = int(worker.removeprefix("gw"))
