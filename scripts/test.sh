@@ -37,7 +37,7 @@ trap 'rm -rf "$COURSE_DATA_DIR"' EXIT
 unset MLFLOW_TRACKING_URI SPARK_REMOTE
 # The log ends with the CPU time per test file (tests/cpu_usage.py), what a 2-core machine really runs short of.
 export COURSE_TEST_CPU="${COURSE_TEST_CPU:-1}"
-# The suite runs many short-lived kernels, often two at once: the quick JIT suits them (coursekit/spark.py).
+# The suite runs many short-lived kernels, often several at once: the quick JIT suits them (coursekit/spark.py).
 export COURSE_SPARK_QUICK_JIT="${COURSE_SPARK_QUICK_JIT:-1}"
 
 # Every Spark driver the suite starts (about 80) maps its classes from one archive instead of loading them
@@ -50,7 +50,7 @@ if [ -z "${COURSE_SPARK_CLASS_ARCHIVE:-}" ]; then
   export COURSE_SPARK_CLASS_ARCHIVE="$VENV/share/coursekit/spark-classes-$archive_key.jsa"
 fi
 
-# Compile the package once, before two test workers start importing it: the grader (tests/test_answer_key.py)
+# Compile the package once, before the test workers start importing it: the grader (tests/test_answer_key.py)
 # reports any file written under coursekit/ while a submission runs, and a bytecode file written meanwhile by
 # the other worker's first import would be blamed on that submission.
 "$VENV/bin/python" -m compileall -q "$ROOT/coursekit"
@@ -59,8 +59,9 @@ fi
 # clean environment: it executes every solution once against one fresh store and compares the stored outputs;
 # the grader then runs each solution again, from a copy of that store. Every step of a second or more is
 # listed at the end (--durations), so the suite's time per test file can be followed from any CI log.
-# Two pytest-xdist workers (COURSE_TEST_WORKERS; 0 runs in this process): a notebook keeps about one core
-# busy, so two at once finish nearly twice as many per minute on 2 cores, and four would be slower.
+# Three pytest-xdist workers (COURSE_TEST_WORKERS; 0 runs in this process). A notebook alone keeps about 1.1 of
+# 2 cores busy, but the servers, browsers and start-ups between cells leave gaps: on 2 cores the whole run took
+# 2167 s with three workers (1.88 cores busy on average) and 2738 s with two.
 # --dist loadscope keeps each test file on one worker, so a file's shared executions run once.
 # --no-loadscope-reorder keeps the files in the order tests/conftest.py gives them, longest first: by default
 # xdist starts with the files that hold the most tests, and the few-test notebook files then ran last, one
@@ -70,5 +71,5 @@ where=(tests)
 for arg in "$@"; do
   if [ "${arg#-}" = "$arg" ] && [ -e "${arg%%::*}" ]; then where=(); break; fi
 done
-"$VENV/bin/python" -m pytest "${where[@]}" -p no:cacheprovider -n "${COURSE_TEST_WORKERS:-2}" --dist loadscope --no-loadscope-reorder \
+"$VENV/bin/python" -m pytest "${where[@]}" -p no:cacheprovider -n "${COURSE_TEST_WORKERS:-3}" --dist loadscope --no-loadscope-reorder \
   --durations=0 --durations-min=1.0 "$@"

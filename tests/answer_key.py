@@ -28,8 +28,8 @@ class AnswerKey:
 def grade_answer_key(out: Path, *flags: str) -> AnswerKey:
     """Run ``python -m coursekit.instructor.grade FLAGS --out OUT --jobs N`` and read its gradebook.
 
-    ``flags`` are ``--solutions``, ``--lessons``, ``--start-store DB``. N is 2, or 1 under two pytest-xdist
-    workers: two notebooks at once fill 2 cores, and the other worker runs the second."""
+    ``flags`` are ``--solutions``, ``--lessons``, ``--start-store DB``. N is 2, or 1 under several pytest-xdist
+    workers: they already keep 2 cores busy."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     jobs = "1" if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1 else "2"
     done = subprocess.run(
