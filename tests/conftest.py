@@ -20,7 +20,7 @@ import pytest
 _MLFLOW_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "COURSE_DATA_DIR")
 
 #: Test files that run longest (several notebook executions each). They are collected first, so that with
-#: pytest-xdist (scripts/test.sh runs three workers) they start at once and the short files fill in around them.
+#: pytest-xdist (scripts/test.sh runs two workers) they start at once and the short files fill in around them.
 LONG_POLES = ("test_notebooks.py", "test_grading.py", "test_mode_class_server.py", "test_answer_key.py",
               "test_mode_databricks.py", "test_mode_connect.py", "test_ui_browser.py", "test_ui_journey.py",
               "test_mode_cluster.py")
@@ -29,7 +29,7 @@ LONG_POLES = ("test_notebooks.py", "test_grading.py", "test_mode_class_server.py
 def pytest_configure(config: pytest.Config) -> None:
     """Give each pytest-xdist worker its own scratch store and its own MLflow UI ports.
 
-    Three workers run at once (``scripts/test.sh``). Each worker's kernels and UI servers start from its own
+    Two workers run at once (``scripts/test.sh``). Each worker's kernels and UI servers start from its own
     first UI port (``COURSE_UI_PORT``: 6100, 6300, …), so two of them never race for the same port. Port 5000,
     the default, stays free for what the tests run in a plain shell, where no course variable is set.
     """
