@@ -60,7 +60,7 @@ fi
 # the grader then runs each solution again, from a copy of that store. Every step of a second or more is
 # listed at the end (--durations), so the suite's time per test file can be followed from any CI log.
 # Two pytest-xdist workers (COURSE_TEST_WORKERS; 0 runs in this process). A notebook alone keeps about 1.1 of
-# 2 cores busy. Three workers were faster on 2 cores (2167 s instead of 2738 s) but not reliable: in one of two runs
+# 2 cores busy. Three workers were faster on 2 cores (2167 s instead of 2417 s) but not reliable: in one of two runs
 # the CPU was so busy that the class tracking server and lesson 4's MLflow UI did not answer within 90 s.
 # --dist loadscope keeps each test file on one worker, so a file's shared executions run once.
 # --no-loadscope-reorder keeps the files in the order tests/conftest.py gives them, longest first: by default
