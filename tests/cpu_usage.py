@@ -123,20 +123,36 @@ def report(out: Path, root: Path | None, busy_at_start: float, started: float) -
     return lines
 
 
-def remove_groups(root: Path, names: list[str]) -> None:
-    """Remove the run's groups; one still holding a process (something a test left running) is kept and logged."""
+def remove_groups(root: Path, names: list[str], wait: float = 10.0) -> list[str]:
+    """Remove the run's groups once their last processes have ended (up to ``wait`` seconds: kernels and JVMs a test
+    stopped may still be exiting); returns a line for each group still holding a process, which is kept."""
+    deadline = time.monotonic() + wait
+    kept = []
     for name in names:
         group = root / GROUP / name
+        while group.is_dir() and (group / "cgroup.procs").read_text().strip() and time.monotonic() < deadline:
+            time.sleep(0.2)
         try:
             group.rmdir()
         except FileNotFoundError:
             pass
         except OSError as error:
-            log.warning("cgroup %s not removed: %s", group, error)
+            kept.append(f"cgroup {group} kept: {error} (processes: {(group / 'cgroup.procs').read_text().split()})")
     try:
         (root / GROUP).rmdir()
     except OSError:
         pass  # another run's groups are still there
+    return kept
+
+
+def remove_stale_groups(root: Path) -> None:
+    """Remove empty groups that earlier runs left behind (a run that was killed, or a process that outlived it)."""
+    for group in (root / GROUP).glob("*"):
+        if group.is_dir() and not (group / "cgroup.procs").read_text().strip():
+            try:
+                group.rmdir()
+            except OSError:
+                pass
 
 
 class Summary:
@@ -151,7 +167,8 @@ class Summary:
         for line in report(self.out, self.root, self.busy, self.started):
             terminalreporter.write_line(line)
         if self.root is not None:
-            remove_groups(self.root, self.names)
+            for line in remove_groups(self.root, self.names):
+                terminalreporter.write_line(line)
         shutil.rmtree(self.out, ignore_errors=True)
 
 
@@ -164,6 +181,8 @@ def configure(config: pytest.Config, worker: str | None) -> None:
         if root is not None and os.environ.get(ENV_DIR):
             _count_here(config, root, f"{os.environ[ENV_RUN]}-{worker}", Path(os.environ[ENV_DIR]))
         return
+    if root is not None:
+        remove_stale_groups(root)
     run = str(os.getpid())
     out = Path(tempfile.mkdtemp(prefix="course-test-cpu-"))  # removed after the summary
     os.environ[ENV_DIR], os.environ[ENV_RUN] = str(out), run  # the workers start after this, with this environment
