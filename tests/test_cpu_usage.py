@@ -45,3 +45,12 @@ def test_without_a_cgroup_or_a_measured_worker_the_summary_says_so_in_one_line(t
 def test_cgroup_v2_usage_is_read_from_cpu_stat(tmp_path: Path) -> None:
     (tmp_path / "cpu.stat").write_text("usage_usec 2500000\nuser_usec 2000000\nsystem_usec 500000\n")
     assert cpu_usage.cpu_seconds(tmp_path) == 2.5
+
+
+def test_a_group_still_holding_a_process_is_kept_and_named(tmp_path: Path) -> None:
+    group = tmp_path / cpu_usage.GROUP / "run-gw1"
+    group.mkdir(parents=True)
+    (group / "cgroup.procs").write_text("4242\n")
+    kept = cpu_usage.remove_groups(tmp_path, ["run-gw1"], wait=0)
+    assert len(kept) == 1 and str(group) in kept[0] and "['4242']" in kept[0]
+    assert group.is_dir()
