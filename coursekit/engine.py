@@ -16,6 +16,8 @@ The learner runtime never imports it (``tests/test_layout.py``).
 
 from __future__ import annotations
 
+import coursekit.quick_imports  # noqa: F401  # isort: skip - before nbformat and papermill
+
 import argparse
 import json
 import logging

@@ -98,6 +98,15 @@ def pytest_sessionfinish() -> None:
         _archive_lock.close()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def repository_gets_no_mlruns_folder() -> Iterator[None]:
+    """No test may write MLflow files into the checkout: a new experiment's default artifact folder is ./mlruns."""
+    stray = Path(__file__).resolve().parent.parent / "mlruns"
+    existed = stray.exists()
+    yield
+    assert existed or not stray.exists(), f"a test wrote MLflow files into {stray}: give its experiment an artifact_location"
+
+
 @pytest.fixture(autouse=True)
 def isolate_mlflow_state() -> Iterator[None]:
     """Restore MLflow's environment variables and tracking URI after every test."""

@@ -59,8 +59,17 @@ def partial() -> NotebookNode:
 
 
 def infinite_loop() -> NotebookNode:
-    """A cell after exercise 1 that never ends (interrupted at the per-cell limit)."""
+    """A cell after exercise 1 that spins forever (interrupted at the per-cell limit), burning a core meanwhile."""
     return _insert_after(solution(), "q1.check()", "while True:\n    pass")
+
+
+def endless_wait() -> NotebookNode:
+    """A cell after exercise 1 that waits forever (interrupted at the per-cell limit) without using the CPU.
+
+    The grader stops it as it stops :func:`infinite_loop` (and a spinning loop that ignores interrupts:
+    tests/coursekit/instructor/test_sandbox.py); the class in :func:`build_class` uses this one, so the
+    minute it takes is CPU the rest of the test suite can use."""
+    return _insert_after(solution(), "q1.check()", "while True:\n    import time\n    time.sleep(1)")
 
 
 def raises() -> NotebookNode:
@@ -146,7 +155,7 @@ def write(nb: NotebookNode, path: Path) -> Path:
 def build_class(root: Path) -> Path:
     """A submissions folder with one learner per case (``sentinel`` is where ``olga`` writes)."""
     cases: dict[str, Callable[[], NotebookNode]] = {
-        "alice": solution, "bob": fresh, "carol": partial, "dave": infinite_loop, "erin": raises,
+        "alice": solution, "bob": fresh, "carol": partial, "dave": endless_wait, "erin": raises,
         "frank": kernel_killed, "heidi": missing_exercise, "ivan": flood, "judy": tamper,
         "olga": lambda: write_outside(root / "olga" / "sentinel.txt"),
         "peggy": forged_store_only, "quinn": forged_value, "rupert": no_exercises,

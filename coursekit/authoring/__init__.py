@@ -4,3 +4,5 @@
 commands; ``scripts/ui_screenshots.py`` drives :mod:`~coursekit.authoring.ui_tour`. It builds on the
 learner runtime and :mod:`coursekit.engine`; nothing below it imports it.
 """
+
+from coursekit import quick_imports  # noqa: F401 - first, before any nbformat import (see that module)

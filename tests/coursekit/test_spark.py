@@ -12,7 +12,8 @@ from coursekit import spark
 from coursekit.settings import load_settings
 
 LAPTOP_ONLY = ("spark.driver.host", "spark.driver.bindAddress", "spark.local.dir", "spark.sql.warehouse.dir",
-               "spark.sql.shuffle.partitions", "spark.default.parallelism")
+               "spark.sql.shuffle.partitions", "spark.default.parallelism", "spark.sql.codegen.wholeStage",
+               "spark.sql.adaptive.enabled")
 
 
 @pytest.fixture
@@ -51,6 +52,7 @@ def test_local_master_gets_the_laptop_settings(settings):
     assert (conf["spark.driver.host"], conf["spark.driver.bindAddress"]) == ("localhost", "127.0.0.1")
     assert conf["spark.local.dir"] == str(settings.data_dir / "spark" / "tmp")
     assert (conf["spark.sql.shuffle.partitions"], conf["spark.default.parallelism"]) == ("4", "2")
+    assert (conf["spark.sql.codegen.wholeStage"], conf["spark.sql.adaptive.enabled"]) == ("false", "false")
     assert "-XX:TieredStopAtLevel=1" in conf["spark.driver.extraJavaOptions"]
 
 

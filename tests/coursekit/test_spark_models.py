@@ -84,7 +84,8 @@ def standin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ConnectSparkFlav
     monkeypatch.setattr(FakePipelineModel, "load", staticmethod(lambda path: loaded.append(path) or SimpleNamespace(path=path)),
                         raising=False)
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    mlflow.set_experiment("standin")
+    # Its own artifact folder: a new experiment's default is ./mlruns, in the repository the tests run from.
+    mlflow.set_experiment(experiment_id=mlflow.create_experiment("standin", artifact_location=(tmp_path / "artifacts").as_uri()))
     return ConnectSparkFlavor(scratch=tmp_path / "scratch")
 
 
