@@ -62,21 +62,22 @@ def cluster_conf(settings: Settings) -> dict[str, str]:
 def local_conf(settings: Settings) -> dict[str, str]:
     """Spark settings for local mode. Each one trades cluster features for laptop speed."""
     scratch = settings.data_dir / "spark"
-    return {
+    conf = {
         **cluster_conf(settings),
         # 500-row data needs few partitions; the default 200 costs seconds per shuffle.
         "spark.sql.shuffle.partitions": "4",
         "spark.default.parallelism": "2",
-        # Whole-stage code generation compiles Java for every query, and adaptive execution re-plans each
-        # stage as it runs: on the course's 532 rows in 4 partitions both cost more than they save. Without them a lesson
-        # uses about 5 % less CPU (2-4 CPU-s of 40-60, measured on lessons 1, 4, 6 and 8) with the same results.
-        "spark.sql.codegen.wholeStage": "false",
-        "spark.sql.adaptive.enabled": "false",
         "spark.driver.host": "localhost",
         "spark.driver.bindAddress": "127.0.0.1",
         "spark.local.dir": str(scratch / "tmp"),
         "spark.sql.warehouse.dir": str(scratch / "warehouse"),
     }
+    if settings.quick_jit:
+        # Short-lived kernels (the suite, the grader) compile less: whole-stage code generation compiles Java for
+        # every query, and adaptive execution re-plans each stage as it runs. A lesson then used 2-3 CPU-s less of
+        # 42-50 (lesson 1, three runs each way, same results); a learner's long session keeps both.
+        conf |= {"spark.sql.codegen.wholeStage": "false", "spark.sql.adaptive.enabled": "false"}
+    return conf
 
 
 def spark_conf(settings: Settings) -> dict[str, str]:

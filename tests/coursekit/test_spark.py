@@ -52,8 +52,14 @@ def test_local_master_gets_the_laptop_settings(settings):
     assert (conf["spark.driver.host"], conf["spark.driver.bindAddress"]) == ("localhost", "127.0.0.1")
     assert conf["spark.local.dir"] == str(settings.data_dir / "spark" / "tmp")
     assert (conf["spark.sql.shuffle.partitions"], conf["spark.default.parallelism"]) == ("4", "2")
-    assert (conf["spark.sql.codegen.wholeStage"], conf["spark.sql.adaptive.enabled"]) == ("false", "false")
+    assert (conf["spark.sql.codegen.wholeStage"], conf["spark.sql.adaptive.enabled"]) == ("false", "false")  # quick mode
     assert "-XX:TieredStopAtLevel=1" in conf["spark.driver.extraJavaOptions"]
+
+
+def test_a_learners_local_session_keeps_code_generation_and_adaptive_execution(settings):
+    conf = spark.spark_conf(replace(settings, quick_jit=False))
+    assert not {"spark.sql.codegen.wholeStage", "spark.sql.adaptive.enabled"} & set(conf)
+    assert "-XX:TieredStopAtLevel=1" not in conf["spark.driver.extraJavaOptions"]
 
 
 def test_cluster_master_keeps_only_what_suits_a_cluster(settings):
