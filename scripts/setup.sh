@@ -34,9 +34,9 @@ if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
   # uv installs the same pins about three times faster than pip (README, maintainer section). It does not read
   # pip's configuration: where it cannot install (a private index, say), pip installs everything instead.
   # --compile-bytecode writes the .pyc files now, as pip does by default and uv does not: where
-  # PYTHONDONTWRITEBYTECODE is set (this CI's machines set it), Python would otherwise compile MLflow, PySpark and
-  # pandas again in every kernel and tool it starts (import mlflow, mlflow.spark, pyspark.ml, pandas: 10-12 CPU-s
-  # instead of 3.4-3.8). It adds about 20 s to the install.
+  # PYTHONDONTWRITEBYTECODE is set (this development machine sets it, as many containers do), Python would
+  # otherwise compile MLflow, PySpark and pandas again in every kernel and tool it starts (import mlflow,
+  # mlflow.spark, pyspark.ml, pandas: 10-12 CPU-s instead of 3.4-3.8). It adds about 20 s to the install.
   if ! { "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "uv==$UV_VERSION" \
          && "$VENV/bin/python" -m uv pip install --quiet --compile-bytecode --python "$VENV/bin/python" \
               -r "$ROOT/requirements.txt"; }; then
