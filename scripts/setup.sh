@@ -28,24 +28,25 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 
 stamp="$VENV/.course-installed"
-want="$(cat "$ROOT/requirements.txt" "$ROOT/pyproject.toml" | sha256sum | cut -d' ' -f1)"
+# "bytecode": venvs installed before the step below existed go through it once.
+want="$({ cat "$ROOT/requirements.txt" "$ROOT/pyproject.toml"; echo bytecode; } | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
   say "Installing pinned packages (the first run takes a minute or more)"
   # uv installs the same pins about three times faster than pip (README, maintainer section). It does not read
   # pip's configuration: where it cannot install (a private index, say), pip installs everything instead.
-  # --compile-bytecode writes the .pyc files now, as pip does by default and uv does not: where
-  # PYTHONDONTWRITEBYTECODE is set (this development machine sets it, as many containers do), Python would
-  # otherwise compile MLflow, PySpark and pandas again in every kernel and tool it starts (import mlflow,
-  # mlflow.spark, pyspark.ml, pandas: 10-12 CPU-s instead of 3.4-3.8). It adds about 20 s to the install.
   if ! { "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "uv==$UV_VERSION" \
-         && "$VENV/bin/python" -m uv pip install --quiet --compile-bytecode --python "$VENV/bin/python" \
-              -r "$ROOT/requirements.txt"; }; then
+         && "$VENV/bin/python" -m uv pip install --quiet --python "$VENV/bin/python" -r "$ROOT/requirements.txt"; }; then
     say "uv could not install the packages: installing them with pip instead"
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$ROOT/requirements.txt"
   fi
   # The course helper is used in place (like an editable install, without a build step).
   site="$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+  # Write the bytecode of every installed package now (uv writes none unless asked, and skips packages already
+  # installed): where PYTHONDONTWRITEBYTECODE is set (this development machine sets it, as many containers do),
+  # Python would otherwise compile MLflow, PySpark and pandas again in every kernel and tool it starts (import
+  # mlflow, mlflow.spark, pyspark.ml, pandas: 10-12 CPU-s instead of 3.4-3.8). About 10-25 s, at install only.
+  "$VENV/bin/python" -m compileall -qq -j 0 "$site" >/dev/null || true
   echo "$ROOT" > "$site/coursekit-course.pth"
   # nbgrader is only our lesson generator: keep its grading UI out of the learners' JupyterLab. These are the
   # files `jupyter server extension disable --sys-prefix` and `jupyter labextension disable --level=sys_prefix`
