@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import re
-import sys
 import sysconfig
 from importlib.metadata import version
 from pathlib import Path
