@@ -12,7 +12,7 @@ helper and walks the lesson's click path in headless Chromium (coursekit.authori
   with their avg_areaUnderROC, numTrees and maxDepth (06-search-tree.png), then the parent's
   page with its "Child runs" and the search's params (06-parent-run.png).
 
-tests/test_ui_browser.py walks the same paths in CI and asserts on the pages.
+tests/test_notebooks.py walks the same paths in CI (over the solutions' first-run store) and asserts on the pages.
 """
 
 from __future__ import annotations

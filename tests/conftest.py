@@ -22,7 +22,7 @@ _MLFLOW_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT
 #: Test files that run longest (several notebook executions each). They are collected first, so that with
 #: pytest-xdist (scripts/test.sh runs two workers) they start at once and the short files fill in around them.
 LONG_POLES = ("test_notebooks.py", "test_grading.py", "test_mode_class_server.py", "test_answer_key.py",
-              "test_mode_databricks.py", "test_mode_connect.py", "test_ui_browser.py", "test_ui_journey.py",
+              "test_mode_databricks.py", "test_mode_connect.py", "test_ui_journey.py",
               "test_mode_cluster.py")
 
 

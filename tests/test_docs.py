@@ -45,7 +45,7 @@ def test_every_package_module_has_a_mirrored_test_module() -> None:
     # Modules exercised end to end by the notebook and command tests instead of unit tests.
     covered_elsewhere = {
         "coursekit.classroom", "coursekit.authoring.refresh", "coursekit.errors",
-        "coursekit.authoring.ui_tour",  # tests/test_ui_browser.py drives it against the real UI
+        "coursekit.authoring.ui_tour",  # tests/test_notebooks.py drives it against the real UI
     }
     assert sorted(set(untested) - covered_elsewhere) == []
 

@@ -1,10 +1,12 @@
-"""Execute every notebook as a learner would, and read the MLflow store it wrote."""
+"""Execute every notebook as a learner would, and read the MLflow store it wrote: through MLflow's client, and in the
+MLflow UI in headless Chromium (the click paths lessons 4 and 6 teach)."""
 
 from __future__ import annotations
 
 import itertools
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -22,10 +24,12 @@ from answer_key import AnswerKey, grade_answer_key
 from mlflow.tracking import MlflowClient
 from nbrun import EXERCISES, LESSONS, REPO, SOLUTIONS, check_outcomes, error_outputs
 
-from coursekit.exercises import lesson01, lesson03, lesson06, lesson07, lesson08
+from coursekit.authoring.ui_tour import take_tour, take_tree_tour
+from coursekit.exercises import lesson01, lesson03, lesson04, lesson06, lesson07, lesson08
 from coursekit.instructor.recheck import recheck, recheckable
 from coursekit.settings import KERNEL_NAME
-from coursekit.tracking import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG
+from coursekit.tracking import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, configure_tracking
+from coursekit.ui import MlflowUI
 
 pytestmark = pytest.mark.notebook
 
@@ -285,3 +289,104 @@ def test_registry_after_lesson07_then_capstone_in_one_store(first_run_store: Sol
     assert champion_auc > auc[1]  # the small baseline of lesson 7 was replaced
     info = mlflow.models.get_model_info(f"models:/{lesson07.MODEL_NAME}@champion")
     assert info.run_id == client.get_model_version(lesson07.MODEL_NAME, aliases["champion"]).run_id
+
+
+# The MLflow UI in headless Chromium over the store the solutions' first run wrote: the click paths lessons 4 and 6
+# teach (and their screenshots show), on exactly the runs a learner's first run of those lessons creates.
+# They used to execute lessons 4 and 6 once more into stores of their own (about two minutes of CPU, issue 14).
+
+UI_SHOTS = REPO / ".ci-artifacts" / "lesson06-tree"  # git-ignored; look at them after a UI change
+LESSON04_SHOTS = ["04-runs-table.png", "04-search-filter.png", "04-compare-parallel.png", "04-compare-diff.png"]
+LESSON06_SHOTS = ["06-search-tree.png", "06-parent-run.png"]
+
+
+@pytest.fixture
+def first_run_ui(solution_runs: SolutionRuns, monkeypatch: pytest.MonkeyPatch) -> Iterator[MlflowUI]:
+    """The course's MLflow UI serving the first run's store, as the learner's own UI would; stopped afterwards."""
+    monkeypatch.setenv("COURSE_DATA_DIR", str(solution_runs.store))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # the store is the one in COURSE_DATA_DIR
+    previous = mlflow.get_tracking_uri()
+    configure_tracking()
+    ui = MlflowUI()
+    ui.start()
+    try:
+        yield ui
+    finally:
+        ui.stop()
+        mlflow.set_tracking_uri(previous)
+
+
+def test_ui_lists_filters_and_compares_lesson04s_runs(first_run_ui: MlflowUI, tmp_path: Path) -> None:
+    values = _parameters(next(p for p in SOLUTIONS if p.stem == "04_compare_runs"))
+    runs = lesson04.grid_runs()
+    names = {r.info.run_name for r in runs}
+    assert len(names) == len(runs) == len(values["NUM_TREES_GRID"]) * len(values["MAX_DEPTH_GRID"])
+    best = runs[0]
+    threshold = best.data.metrics["AUC"] - 1e-9
+    at_best = {r.info.run_name for r in runs if r.data.metrics["AUC"] >= threshold}  # ties, if the grid has any
+    compare = [runs[0].info.run_name, runs[1].info.run_name, runs[-1].info.run_name]
+
+    result = take_tour(
+        first_run_ui.experiment_url(best.info.experiment_id), tmp_path, prefix="rf-", all_runs=names,
+        filter_string=f"metrics.AUC >= {threshold}", filter_expected=at_best, compare=compare,
+    )
+
+    assert set(result.table_runs) == names, "the runs table lists every grid run by name"
+    assert set(result.filtered_runs) == at_best and best.info.run_name in result.filtered_runs, "the search box finds the best run"
+    assert len(at_best) < len(names), "the filter leaves runs out"
+    assert result.compared_runs == compare, "the compare view names the selected runs"
+    assert result.parallel_axes == ["maxDepth", "numTrees", "AUC"], "a parallel-coordinates plot of params → AUC"
+    assert {"model_type", "seed"} <= set(result.diff_only_hides), "Show diff only hides identical params"
+    assert "numTrees" not in result.diff_only_hides and "maxDepth" not in result.diff_only_hides
+    assert [p.name for p in result.screenshots] == LESSON04_SHOTS
+    for shot in result.screenshots:
+        assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
+
+
+def test_lesson04_shows_the_screenshots_the_tour_produces() -> None:
+    lesson = (REPO / "lessons" / "04_compare_runs.ipynb").read_text(encoding="utf-8")
+    for name in LESSON04_SHOTS:
+        assert f"](img/{name})" in lesson
+        assert (REPO / "lessons" / "img" / name).is_file()
+
+
+def test_ui_unfolds_lesson06s_search_parent_into_its_child_runs(first_run_ui: MlflowUI) -> None:
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name(lesson06.EXPERIMENT)
+    assert experiment is not None
+    parents = client.search_runs([experiment.experiment_id], filter_string=f"attributes.run_name = '{lesson06.SEARCH_RUN}'")
+    assert len(parents) == 1, "the solution logs one cross-validation parent"
+    children = client.search_runs(
+        [experiment.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parents[0].info.run_id}'"
+    )
+    names = {r.info.run_name for r in children}
+    assert 2 <= len(names) == len(children), "one child run per candidate, each with its own name"
+    columns = ["avg_areaUnderROC", "RandomForestClassifier.numTrees", "RandomForestClassifier.maxDepth"]
+
+    UI_SHOTS.mkdir(parents=True, exist_ok=True)
+    result = take_tree_tour(
+        first_run_ui.experiment_url(experiment.experiment_id), UI_SHOTS, parent=lesson06.SEARCH_RUN, children=names,
+        columns=columns, hide_columns=["Dataset", "Source", "Models"],
+    )
+
+    assert result.parent_listed, "the runs table lists the search's parent run"
+    assert names.isdisjoint(result.table_before), "its children start folded away"
+    assert sorted(result.children_shown) == sorted(names), "unfolding it shows exactly its child runs, right under it"
+    assert set(result.table_after) - set(result.table_before) == names, "and nothing else appears"
+    assert set(columns) <= set(result.columns), "the children's metric and params are columns of the table"
+    assert result.page_title == lesson06.SEARCH_RUN
+    assert sorted(result.page_children) == sorted(names), "the parent's page lists its child runs"
+    assert {"numFolds", "best_RandomForestClassifier.numTrees", "best_RandomForestClassifier.maxDepth"} <= set(
+        result.page_params
+    ), "and the search's params, the best candidate's among them"
+    assert [p.name for p in result.screenshots] == LESSON06_SHOTS
+    for shot in result.screenshots:
+        assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
+
+
+def test_lesson06_shows_the_screenshots_the_tour_produces() -> None:
+    for notebook in (REPO / "solutions" / "06_autolog_nested_runs.ipynb", REPO / "lessons" / "06_autolog_nested_runs.ipynb"):
+        text = notebook.read_text(encoding="utf-8")
+        assert sorted(set(re.findall(r"\]\(img/(06-[^)]*)\)", text))) == sorted(LESSON06_SHOTS), notebook.name
+    for name in LESSON06_SHOTS:
+        assert (REPO / "lessons" / "img" / name).is_file()

@@ -1,7 +1,7 @@
 """Drive the real MLflow UI in headless Chromium: the lesson 4 and lesson 6 walkthroughs, with screenshots.
 
 Used by ``scripts/ui_screenshots.py`` (writes the pictures lessons 4 and 6 show) and by
-``tests/test_ui_browser.py`` (asserts on the same pages in CI). The browser is
+``tests/test_notebooks.py`` (asserts on the same pages in CI, over the solutions' first-run store). The browser is
 Debian's Chromium (``/usr/bin/chromium``, or ``COURSE_CHROMIUM``); nothing
 downloads a browser.
 
